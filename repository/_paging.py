@@ -1,0 +1,55 @@
+"""Shared helpers for listings: bounded limits, totals, opaque cursors."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from repository.errors import InvalidInputError
+
+MAX_PAGE_SIZE = 1000
+
+
+def check_window(limit: int, offset: int = 0) -> None:
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidInputError(f"limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}.")
+    if offset < 0:
+        raise InvalidInputError(f"offset must be 0 or more, got {offset}.")
+
+
+async def count(session: AsyncSession, query: Select[Any]) -> int:
+    """The number of rows `query` would return, ignoring its ordering and window."""
+    inner = query.order_by(None).limit(None).offset(None).subquery()
+    return int((await session.execute(select(func.count()).select_from(inner))).scalar_one())
+
+
+def encode_cursor(kind: str, **values: Any) -> str:
+    raw = json.dumps({"k": kind, **values}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, kind: str) -> dict[str, Any]:
+    """Parse a cursor made by `encode_cursor(kind, ...)`; anything else is the caller's mistake, said plainly."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(data, dict) or data.get("k") != kind:
+            raise ValueError
+        return data
+    except (ValueError, TypeError, UnicodeError):
+        raise InvalidInputError(
+            "cursor is not valid: pass the next_cursor value from the previous page unchanged, or omit it."
+        ) from None
+
+
+def dialect_insert(session: AsyncSession, table: Any) -> Any:
+    """An INSERT with ON CONFLICT support for the session's backend (both dialects spell it the same way)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)

@@ -1,0 +1,209 @@
+"""Engines, sessions and the one unit-of-work helper that owns transactions.
+
+Repository functions take an `AsyncSession` first, `flush()` and never commit: `Database.transaction()` commits
+on success, rolls back on error and translates driver errors into `repository.errors` in one place.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from repository.errors import ConflictError, DatabaseUnavailableError, InvalidInputError, RepositoryError
+
+log = logging.getLogger(__name__)
+
+# Execution option read by the SQLite "begin" hook: write transactions take the write lock up front.
+_BEGIN_IMMEDIATE = "agent_memory_begin_immediate"
+
+
+def default_sqlite_url() -> str:
+    """The embedded default: one SQLite file in the user's data directory (XDG on Linux)."""
+    from platformdirs import user_data_dir
+
+    return f"sqlite+aiosqlite:///{Path(user_data_dir('agent-memory-mcp')) / 'memory.db'}"
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """Knobs with memory or latency consequences; the server maps its settings onto these."""
+
+    pool_size: int = 5
+    max_overflow: int = 10
+    pool_timeout_s: float = 10.0
+    statement_timeout_ms: int = 30_000
+    sqlite_busy_timeout_ms: int = 30_000
+    sqlite_cache_mb: int = 16
+    echo: bool = False
+
+
+def create_engine(url: str, options: EngineOptions | None = None) -> AsyncEngine:
+    """An async engine configured for the backend in `url` (sqlite+aiosqlite or postgresql+asyncpg)."""
+    options = options or EngineOptions()
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, options)
+    if parsed.get_backend_name() == "postgresql":
+        if parsed.drivername == "postgresql":
+            url = parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+        return create_async_engine(
+            url,
+            echo=options.echo,
+            pool_size=options.pool_size,
+            max_overflow=options.max_overflow,
+            pool_timeout=options.pool_timeout_s,
+            pool_pre_ping=True,
+            pool_recycle=1800,
+            connect_args={
+                "server_settings": {
+                    "statement_timeout": str(options.statement_timeout_ms),
+                    "application_name": "agent-memory-mcp",
+                },
+                "timeout": 10,
+            },
+        )
+    raise InvalidInputError(
+        f"Unsupported database URL scheme {parsed.drivername!r}: use sqlite+aiosqlite:///path or "
+        "postgresql+asyncpg://user@host/db."
+    )
+
+
+def _sqlite_engine(url: str, options: EngineOptions) -> AsyncEngine:
+    parsed = make_url(url)
+    if parsed.drivername == "sqlite":
+        url = parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(
+        url,
+        echo=options.echo,
+        # sqlite3's own timeout is the busy handler: writers wait for the lock instead of failing.
+        connect_args={"timeout": options.sqlite_busy_timeout_ms / 1000},
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from the sqlite3 module so the "begin" hook below decides how to BEGIN.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        # WAL lets readers and one writer work at once, across processes. NORMAL sync is durable in WAL mode
+        # except for the last transactions on power loss, the usual trade for an embedded store.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(options.sqlite_busy_timeout_ms)}")
+        cursor.execute(f"PRAGMA cache_size=-{int(options.sqlite_cache_mb) * 1024}")
+        cursor.execute("PRAGMA temp_store=MEMORY")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # A deferred transaction that reads and then writes cannot wait for the write lock: SQLite fails it at
+        # once with "database is locked" when another process writes. BEGIN IMMEDIATE waits (busy_timeout).
+        immediate = conn.get_execution_options().get(_BEGIN_IMMEDIATE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class Database:
+    """An engine plus its session factories. Create one per process (or per test) and `dispose()` it."""
+
+    def __init__(self, url: str, options: EngineOptions | None = None) -> None:
+        self.url = url
+        self.engine = create_engine(url, options)
+        self.dialect = self.engine.dialect.name
+        self._reader = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        self._writer = async_sessionmaker(
+            self.engine,
+            expire_on_commit=False,
+            autoflush=False,
+            execution_options={_BEGIN_IMMEDIATE: True},
+        )
+
+    @asynccontextmanager
+    async def transaction(self, *, readonly: bool = False) -> AsyncIterator[AsyncSession]:
+        """The unit of work: commit when the block succeeds, roll back when it raises.
+
+        Errors from the driver come out as `RepositoryError` subclasses; repository errors raised inside the block
+        pass through unchanged (and still roll back).
+        """
+        factory = self._reader if readonly else self._writer
+        async with translate_errors():
+            async with factory() as session:
+                async with session.begin():
+                    yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+@asynccontextmanager
+async def translate_errors() -> AsyncIterator[None]:
+    """Map driver exceptions to the repository's hierarchy. The driver text goes to the log, never to callers."""
+    try:
+        yield
+    except RepositoryError:
+        raise
+    except IntegrityError as exc:
+        kind = _integrity_kind(exc)
+        log.info("integrity error (%s): %s", kind, exc.orig)
+        if kind == "unique":
+            raise ConflictError("That value is already taken: choose another name or update the existing item.") from exc
+        if kind == "foreign_key":
+            raise InvalidInputError("A referenced item does not exist: check the ids you passed.") from exc
+        raise InvalidInputError("The values break a rule of the data model: check them and try again.") from exc
+    except (OperationalError, PoolTimeoutError, OSError) as exc:
+        log.warning("database unavailable: %s", exc)
+        raise DatabaseUnavailableError(
+            "The database is busy or unreachable right now: try again in a moment."
+        ) from exc
+    except DBAPIError as exc:
+        if _sqlstate(exc) == "57014":  # query_canceled: statement_timeout
+            log.warning("statement timeout: %s", exc)
+            raise DatabaseUnavailableError("The query took too long and was cancelled: narrow it and retry.") from exc
+        if _sqlstate(exc) in {"22P02", "22021", "22001", "54000"}:  # bad text representation, encoding, too long
+            log.info("rejected value: %s", exc)
+            raise InvalidInputError("A value was not accepted by the database: check its format and size.") from exc
+        raise
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    orig = exc.orig
+    # asyncpg errors reach us wrapped by SQLAlchemy's adapter; the original carries the SQLSTATE.
+    for candidate in (orig, getattr(orig, "__cause__", None)):
+        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if code:
+            return str(code)
+    return None
+
+
+def _integrity_kind(exc: IntegrityError) -> str:
+    state = _sqlstate(exc)
+    if state == "23505":
+        return "unique"
+    if state == "23503":
+        return "foreign_key"
+    if state is not None:
+        return "other"
+    # SQLite: classify by extended result code name, not by message text.
+    orig = exc.orig
+    for candidate in (orig, getattr(orig, "__cause__", None)):
+        if isinstance(candidate, sqlite3.Error):
+            name = getattr(candidate, "sqlite_errorname", "")
+            if name in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"):
+                return "unique"
+            if name == "SQLITE_CONSTRAINT_FOREIGNKEY":
+                return "foreign_key"
+    return "other"

@@ -1,0 +1,269 @@
+"""Memories: named, scoped facts an agent keeps.
+
+A memory's scope is its (agent_id, user_id, session_id) triple; NULL widens it (no user_id: every user of the
+agent). Names are unique within a scope and content is unique among the unnamed memories of a scope; both rules
+are unique indexes, so upserts are single `INSERT ... ON CONFLICT` statements that stay correct under concurrency.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, delete, literal_column, or_, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from repository._paging import check_window, count, dialect_insert
+from repository.clock import utcnow
+from repository.errors import InvalidInputError, NotFoundError, ReadOnlyError
+from repository.models import Memory, MemoryCreate, MemoryScope, MemoryUpdate, MemoryWrite, Page
+from repository.scope import scope_key_exprs
+from repository.tables import MemoryRow, SessionRow
+
+MAX_BULK = 10_000
+_table = MemoryRow.__table__
+
+
+def content_hash(content: str) -> str:
+    """Identity of a memory's content for de-duplication (surrounding whitespace does not count)."""
+    return hashlib.sha256(content.strip().encode()).hexdigest()
+
+
+def visible_to(user_id: uuid.UUID, agent_id: uuid.UUID) -> ColumnElement[bool]:
+    """Memories an acting (user, agent) pair may read: its own, its agent's shared ones, and global ones.
+
+    Another user's memories never match: user_id must be this user or NULL (agent-wide).
+    """
+    return and_(
+        or_(MemoryRow.agent_id == agent_id, MemoryRow.agent_id.is_(None)),
+        or_(MemoryRow.user_id == user_id, MemoryRow.user_id.is_(None)),
+    )
+
+
+def not_expired(now: datetime | None = None) -> ColumnElement[bool]:
+    return or_(MemoryRow.expires_at.is_(None), MemoryRow.expires_at > (now or utcnow()))
+
+
+def scope_is(scope: MemoryScope) -> ColumnElement[bool]:
+    """Exactly this scope: NULL columns match only NULL (never `= NULL`, never a wider scope)."""
+    return and_(
+        *(
+            column.is_(None) if value is None else column == value
+            for column, value in (
+                (MemoryRow.agent_id, scope.agent_id),
+                (MemoryRow.user_id, scope.user_id),
+                (MemoryRow.session_id, scope.session_id),
+            )
+        )
+    )
+
+
+def _values(data: MemoryCreate, now: datetime) -> dict[str, Any]:
+    values = data.model_dump()
+    values.update(id=uuid.uuid4(), content_hash=content_hash(data.content), created_at=now, updated_at=now)
+    return values
+
+
+async def _check_session_scope(session: AsyncSession, data: MemoryCreate) -> None:
+    """A session-scoped memory must name the session's own user, so a session can never widen visibility."""
+    if data.session_id is None:
+        return
+    owner = (await session.execute(select(SessionRow.user_id).where(SessionRow.id == data.session_id))).scalar()
+    if owner is None:
+        raise NotFoundError(f"No session with id {data.session_id}.")
+    if data.user_id != owner:
+        raise InvalidInputError("A session-scoped memory must carry the user_id of that session's user.")
+
+
+async def create_memory(session: AsyncSession, data: MemoryCreate) -> Memory:
+    """Insert a new memory; a taken name in the same scope raises ConflictError."""
+    await _check_session_scope(session, data)
+    row = MemoryRow(**{("metadata_" if k == "metadata" else k): v for k, v in _values(data, utcnow()).items()})
+    session.add(row)
+    await session.flush()
+    return Memory.model_validate(row)
+
+
+async def upsert_memory(session: AsyncSession, data: MemoryCreate) -> MemoryWrite:
+    """Write a memory in one statement and say what happened.
+
+    With a name: insert, or update the memory of that name in the same scope (only the fields the caller set).
+    Without a name: insert, or return the existing unnamed memory of the same scope with the same content.
+    A read-only memory is never overwritten (ReadOnlyError).
+    """
+    await _check_session_scope(session, data)
+    dialect = session.get_bind().dialect.name
+    now = utcnow()
+    values = _values(data, now)
+    insert = dialect_insert(session, _table).values(**values)
+    excluded = insert.excluded
+    if data.name is not None:
+        changes: dict[str, Any] = {"content": excluded.content, "content_hash": excluded.content_hash, "updated_at": now}
+        for field in data.model_fields_set & {"description", "read_mode", "access", "metadata", "expires_at"}:
+            changes[field] = excluded[field]
+        differs = or_(
+            *(_table.c[field].is_distinct_from(excluded[field]) for field in changes if field not in ("updated_at",))
+        )
+        stmt = insert.on_conflict_do_update(
+            index_elements=[literal_column("name"), *scope_key_exprs(dialect)],
+            index_where=text("name IS NOT NULL"),
+            set_=changes,
+            where=and_(_table.c.access == "read_write", differs),
+        )
+    else:
+        stmt = insert.on_conflict_do_nothing(
+            index_elements=[literal_column("content_hash"), *scope_key_exprs(dialect)],
+            index_where=text("name IS NULL"),
+        )
+    written = (await session.execute(stmt.returning(_table.c.id, _table.c.created_at))).first()
+    if written is not None:
+        outcome = "created" if written.created_at == now else "updated"
+        return MemoryWrite(memory=await _fetch(session, written.id), outcome=outcome)
+    # Nothing written: an identical memory exists, or a read-only one holds the name.
+    scope = data.scope
+    if data.name is not None:
+        existing = await _one(session, and_(scope_is(scope), MemoryRow.name == data.name))
+        if existing.access == "read_only":
+            raise ReadOnlyError(f"Memory {data.name!r} is read-only and cannot be changed by an agent.")
+    else:
+        existing = await _one(
+            session, and_(scope_is(scope), MemoryRow.name.is_(None), MemoryRow.content_hash == values["content_hash"])
+        )
+    return MemoryWrite(memory=Memory.model_validate(existing), outcome="unchanged")
+
+
+async def bulk_insert_memories(session: AsyncSession, items: Sequence[MemoryCreate]) -> int:
+    """Import many memories in one round trip; duplicates (same name or content in a scope) are skipped.
+
+    Returns the number of rows inserted. Session-scoped items are not checked against their session's user here:
+    an import is a trusted, operator-side path.
+    """
+    if not items:
+        return 0
+    if len(items) > MAX_BULK:
+        raise InvalidInputError(f"At most {MAX_BULK} memories per bulk insert, got {len(items)}.")
+    now = utcnow()
+    rows = [_values(item, now) for item in items]
+    stmt = dialect_insert(session, _table).on_conflict_do_nothing()
+    result = await session.execute(stmt, rows)
+    return int(result.rowcount or 0) if result.rowcount and result.rowcount > 0 else len(rows)
+
+
+async def _one(session: AsyncSession, condition: ColumnElement[bool]) -> MemoryRow:
+    row = (
+        await session.execute(select(MemoryRow).where(condition).execution_options(populate_existing=True))
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFoundError("No such memory.")
+    return row
+
+
+async def _fetch(session: AsyncSession, memory_id: uuid.UUID) -> Memory:
+    return Memory.model_validate(await _one(session, MemoryRow.id == memory_id))
+
+
+async def get_memory(
+    session: AsyncSession,
+    memory_id: uuid.UUID,
+    *,
+    user_id: uuid.UUID | None = None,
+    agent_id: uuid.UUID | None = None,
+) -> Memory:
+    """The memory; with user_id and agent_id, only if that pair may see it (else NotFoundError)."""
+    condition = MemoryRow.id == memory_id
+    if user_id is not None and agent_id is not None:
+        condition = and_(condition, visible_to(user_id, agent_id))
+    try:
+        return Memory.model_validate(await _one(session, condition))
+    except NotFoundError:
+        raise NotFoundError(f"No memory with id {memory_id}.") from None
+
+
+async def get_memory_by_name(session: AsyncSession, name: str, scope: MemoryScope) -> Memory:
+    """The memory with exactly this name in exactly this scope (no substring match, no wider scope)."""
+    try:
+        return Memory.model_validate(await _one(session, and_(MemoryRow.name == name, scope_is(scope))))
+    except NotFoundError:
+        raise NotFoundError(f"No memory named {name!r} in that scope.") from None
+
+
+async def update_memory(
+    session: AsyncSession,
+    memory_id: uuid.UUID,
+    data: MemoryUpdate,
+    *,
+    user_id: uuid.UUID | None = None,
+    agent_id: uuid.UUID | None = None,
+    allow_read_only: bool = True,
+) -> Memory:
+    """Change the fields set in `data`. Agents pass allow_read_only=False so read-only memories stay fixed."""
+    condition = MemoryRow.id == memory_id
+    if user_id is not None and agent_id is not None:
+        condition = and_(condition, visible_to(user_id, agent_id))
+    row = await _one(session, condition)
+    if not allow_read_only and row.access == "read_only":
+        raise ReadOnlyError(f"Memory {memory_id} is read-only and cannot be changed by an agent.")
+    for field in data.model_fields_set:
+        setattr(row, "metadata_" if field == "metadata" else field, getattr(data, field))
+    if "content" in data.model_fields_set and data.content is not None:
+        row.content_hash = content_hash(data.content)
+    await session.flush()
+    return Memory.model_validate(row)
+
+
+async def delete_memory(
+    session: AsyncSession,
+    memory_id: uuid.UUID,
+    *,
+    user_id: uuid.UUID | None = None,
+    agent_id: uuid.UUID | None = None,
+    allow_read_only: bool = True,
+) -> Memory:
+    """Delete and return the memory (visible to the pair, when given)."""
+    condition = MemoryRow.id == memory_id
+    if user_id is not None and agent_id is not None:
+        condition = and_(condition, visible_to(user_id, agent_id))
+    try:
+        row = await _one(session, condition)
+    except NotFoundError:
+        raise NotFoundError(f"No memory with id {memory_id}.") from None
+    if not allow_read_only and row.access == "read_only":
+        raise ReadOnlyError(f"Memory {memory_id} is read-only and cannot be deleted by an agent.")
+    memory = Memory.model_validate(row)
+    await session.execute(delete(MemoryRow).where(MemoryRow.seq == row.seq))
+    return memory
+
+
+async def list_memories(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID | None = None,
+    agent_id: uuid.UUID | None = None,
+    session_id: uuid.UUID | None = None,
+    visible_to_pair: tuple[uuid.UUID, uuid.UUID] | None = None,
+    read_mode: str | None = None,
+    name: str | None = None,
+    include_expired: bool = False,
+    limit: int = 50,
+    offset: int = 0,
+) -> Page[Memory]:
+    """Memories newest first. Column filters match exactly; `visible_to_pair=(user, agent)` applies read rules."""
+    check_window(limit, offset)
+    query = select(MemoryRow)
+    for column, value in ((MemoryRow.user_id, user_id), (MemoryRow.agent_id, agent_id), (MemoryRow.session_id, session_id)):
+        if value is not None:
+            query = query.where(column == value)
+    if visible_to_pair is not None:
+        query = query.where(visible_to(*visible_to_pair))
+    if read_mode is not None:
+        query = query.where(MemoryRow.read_mode == read_mode)
+    if name is not None:
+        query = query.where(MemoryRow.name == name)
+    if not include_expired:
+        query = query.where(not_expired())
+    total = await count(session, query)
+    rows = (await session.execute(query.order_by(MemoryRow.seq.desc()).limit(limit).offset(offset))).scalars()
+    return Page[Memory](items=[Memory.model_validate(r) for r in rows], total=total, limit=limit, offset=offset)

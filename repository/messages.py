@@ -1,0 +1,165 @@
+"""Messages: the conversation of a session, tool calls included, in a stable per-session order.
+
+Order is the integer `seq` (assigned by the database on insert), never the timestamp: two messages written in the
+same microsecond keep the order they were added in, and cursors built on `seq` stay exact while new messages are
+appended.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Literal
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from repository._paging import check_window, count, decode_cursor, encode_cursor
+from repository.clock import utcnow
+from repository.errors import InvalidInputError, NotFoundError
+from repository.models import HistoryPage, Message, MessageCreate, MessageUpdate, Page
+from repository.tables import MessageRow, SessionRow
+
+MAX_BATCH = 1000
+
+
+async def add_message(session: AsyncSession, data: MessageCreate) -> Message:
+    return (await add_messages(session, [data]))[0]
+
+
+async def add_messages(
+    session: AsyncSession, items: Sequence[MessageCreate], *, user_id: uuid.UUID | None = None
+) -> list[Message]:
+    """Append messages in the order given. Missing user_id/agent_id are taken from the message's session.
+
+    With `user_id`, every target session must belong to that user (else NotFoundError, and nothing is written).
+    """
+    if not items:
+        return []
+    if len(items) > MAX_BATCH:
+        raise InvalidInputError(f"At most {MAX_BATCH} messages per batch, got {len(items)}.")
+    session_ids = {item.session_id for item in items}
+    owners = {
+        sid: (uid, aid)
+        for sid, uid, aid in (
+            await session.execute(
+                select(SessionRow.id, SessionRow.user_id, SessionRow.agent_id).where(SessionRow.id.in_(session_ids))
+            )
+        ).all()
+    }
+    for sid in session_ids:
+        if sid not in owners or (user_id is not None and owners[sid][0] != user_id):
+            raise NotFoundError(f"No session with id {sid}.")
+    now = utcnow()
+    rows = []
+    for item in items:
+        values = item.model_dump()
+        session_user, session_agent = owners[item.session_id]
+        values["user_id"] = values["user_id"] or session_user
+        values["agent_id"] = values["agent_id"] or session_agent
+        rows.append(MessageRow(id=uuid.uuid4(), created_at=now, updated_at=now, **values))
+    # add_all + flush inserts in list order, so seq follows the caller's order.
+    session.add_all(rows)
+    await session.flush()
+    for sid in session_ids:
+        added = sum(1 for item in items if item.session_id == sid)
+        await session.execute(
+            update(SessionRow)
+            .where(SessionRow.id == sid)
+            .values(message_count=SessionRow.message_count + added, updated_at=now)
+        )
+    return [Message.model_validate(row) for row in rows]
+
+
+async def _row(session: AsyncSession, message_id: uuid.UUID, user_id: uuid.UUID | None) -> MessageRow:
+    row = (await session.execute(select(MessageRow).where(MessageRow.id == message_id))).scalar_one_or_none()
+    if row is None or (user_id is not None and row.user_id != user_id):
+        raise NotFoundError(f"No message with id {message_id}.")
+    return row
+
+
+async def get_message(session: AsyncSession, message_id: uuid.UUID, *, user_id: uuid.UUID | None = None) -> Message:
+    return Message.model_validate(await _row(session, message_id, user_id))
+
+
+async def update_message(
+    session: AsyncSession, message_id: uuid.UUID, data: MessageUpdate, *, user_id: uuid.UUID | None = None
+) -> Message:
+    row = await _row(session, message_id, user_id)
+    for field in data.model_fields_set:
+        setattr(row, field, getattr(data, field))
+    await session.flush()
+    return Message.model_validate(row)
+
+
+async def delete_message(session: AsyncSession, message_id: uuid.UUID, *, user_id: uuid.UUID | None = None) -> None:
+    row = await _row(session, message_id, user_id)
+    await session.execute(delete(MessageRow).where(MessageRow.seq == row.seq))
+    await session.execute(
+        update(SessionRow)
+        .where(SessionRow.id == row.session_id)
+        .values(message_count=SessionRow.message_count - 1)
+    )
+
+
+async def list_messages(
+    session: AsyncSession,
+    session_id: uuid.UUID,
+    *,
+    role: str | None = None,
+    flagged: bool | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> Page[Message]:
+    """Messages of a session, oldest first, with filters and offset pagination."""
+    check_window(limit, offset)
+    query = select(MessageRow).where(MessageRow.session_id == session_id)
+    if role is not None:
+        query = query.where(MessageRow.role == role)
+    if flagged is not None:
+        query = query.where(MessageRow.flagged.is_(flagged))
+    total = await count(session, query)
+    rows = (await session.execute(query.order_by(MessageRow.seq).limit(limit).offset(offset))).scalars()
+    return Page[Message](items=[Message.model_validate(r) for r in rows], total=total, limit=limit, offset=offset)
+
+
+async def get_history(
+    session: AsyncSession,
+    session_id: uuid.UUID,
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+    start: Literal["latest", "oldest"] = "latest",
+    user_id: uuid.UUID | None = None,
+) -> HistoryPage:
+    """A page of a session's messages, in chronological order within the page.
+
+    `start="latest"` (the default) begins with the most recent messages and each next page goes further back;
+    `start="oldest"` begins at the first message and walks forward. Following `next_cursor` until it is None visits
+    every message exactly once, also while new messages are being appended (new ones are past a backward walk's
+    starting point; a forward walk reaches them at its end).
+    """
+    check_window(limit)
+    if user_id is not None:
+        owner = (await session.execute(select(SessionRow.user_id).where(SessionRow.id == session_id))).scalar()
+        if owner != user_id:
+            raise NotFoundError(f"No session with id {session_id}.")
+    query = select(MessageRow).where(MessageRow.session_id == session_id)
+    direction = start
+    if cursor is not None:
+        position = decode_cursor(cursor, "history")
+        if position.get("s") != str(session_id) or not isinstance(position.get("q"), int):
+            raise InvalidInputError("cursor belongs to another session or listing: omit it to start again.")
+        direction = position["d"]
+        query = query.where(MessageRow.seq < position["q"] if direction == "latest" else MessageRow.seq > position["q"])
+    order = MessageRow.seq.desc() if direction == "latest" else MessageRow.seq.asc()
+    # One row more than asked tells whether another page exists without a count.
+    rows = list((await session.execute(query.order_by(order).limit(limit + 1))).scalars())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = (
+        encode_cursor("history", s=str(session_id), q=rows[-1].seq, d=direction) if more and rows else None
+    )
+    if direction == "latest":
+        rows.reverse()
+    return HistoryPage(messages=[Message.model_validate(r) for r in rows], next_cursor=next_cursor)
