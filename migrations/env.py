@@ -21,7 +21,9 @@ target_metadata = Base.metadata
 
 
 def _url() -> str:
-    return config.get_main_option("sqlalchemy.url") or os.environ.get("AGENT_MEMORY_DATABASE_URL") or default_sqlite_url()
+    return (
+        config.get_main_option("sqlalchemy.url") or os.environ.get("AGENT_MEMORY_DATABASE_URL") or default_sqlite_url()
+    )
 
 
 def _run(connection: Connection) -> None:

@@ -11,76 +11,96 @@ Every function takes an `AsyncSession` first and flushes but never commits: `Dat
 of work. Failures raise `RepositoryError` subclasses.
 """
 
-from repository.agents import (
-    create_agent,
-    delete_agent,
-    get_agent,
-    get_agent_by_name,
-    get_or_create_agent_by_name,
-    list_agents,
-    update_agent,
-)
-from repository.database import Database, EngineOptions, create_engine, default_sqlite_url
-from repository.errors import (
-    ConflictError,
-    DatabaseUnavailableError,
-    InvalidInputError,
-    NotFoundError,
-    ReadOnlyError,
-    RepositoryError,
-    SchemaVersionError,
-)
-from repository.memories import (
-    bulk_insert_memories,
-    create_memory,
-    delete_memory,
-    get_memory,
-    get_memory_by_name,
-    list_memories,
-    update_memory,
-    upsert_memory,
-)
-from repository.messages import (
-    add_message,
-    add_messages,
-    delete_message,
-    get_history,
-    get_message,
-    list_messages,
-    update_message,
-)
-from repository.migrate import HEAD_REVISION, downgrade, ensure_schema, upgrade
-from repository.models import (
-    Agent,
-    AgentCreate,
-    AgentUpdate,
-    HistoryPage,
-    Memory,
-    MemoryCreate,
-    MemoryScope,
-    MemoryUpdate,
-    MemoryWrite,
-    Message,
-    MessageCreate,
-    MessageUpdate,
-    Page,
-    Session,
-    SessionCreate,
-    SessionSummary,
-    SessionUpdate,
-    User,
-    UserCreate,
-    UserUpdate,
-)
-from repository.sessions import create_session, delete_session, get_session, list_sessions, update_session
-from repository.users import (
-    create_user,
-    delete_user,
-    get_or_create_user_by_email,
-    get_user,
-    get_user_by_email,
-    list_users,
-    update_user,
-)
+from __future__ import annotations
 
-__all__ = [name for name in dir() if not name.startswith("_")]
+import importlib
+from typing import Any
+
+# Names are loaded on first use (PEP 562): `import repository.models` alone must not pull in SQLAlchemy, so the
+# MCP server can answer `initialize` before the database layer has finished importing.
+_EXPORTS = {
+    "Agent": "repository.models",
+    "AgentCreate": "repository.models",
+    "AgentUpdate": "repository.models",
+    "ConflictError": "repository.errors",
+    "Database": "repository.database",
+    "DatabaseUnavailableError": "repository.errors",
+    "EngineOptions": "repository.database",
+    "HEAD_REVISION": "repository.migrate",
+    "HistoryPage": "repository.models",
+    "InvalidInputError": "repository.errors",
+    "Memory": "repository.models",
+    "MemoryCreate": "repository.models",
+    "MemoryScope": "repository.models",
+    "MemoryUpdate": "repository.models",
+    "MemoryWrite": "repository.models",
+    "Message": "repository.models",
+    "MessageCreate": "repository.models",
+    "MessageUpdate": "repository.models",
+    "NotFoundError": "repository.errors",
+    "Page": "repository.models",
+    "ReadOnlyError": "repository.errors",
+    "RepositoryError": "repository.errors",
+    "SchemaVersionError": "repository.errors",
+    "Session": "repository.models",
+    "SessionCreate": "repository.models",
+    "SessionSummary": "repository.models",
+    "SessionUpdate": "repository.models",
+    "User": "repository.models",
+    "UserCreate": "repository.models",
+    "UserUpdate": "repository.models",
+    "add_message": "repository.messages",
+    "add_messages": "repository.messages",
+    "bulk_insert_memories": "repository.memories",
+    "create_agent": "repository.agents",
+    "create_engine": "repository.database",
+    "create_memory": "repository.memories",
+    "create_session": "repository.sessions",
+    "create_user": "repository.users",
+    "default_sqlite_url": "repository.database",
+    "delete_agent": "repository.agents",
+    "delete_memory": "repository.memories",
+    "delete_message": "repository.messages",
+    "delete_session": "repository.sessions",
+    "delete_user": "repository.users",
+    "downgrade": "repository.migrate",
+    "ensure_schema": "repository.migrate",
+    "get_agent": "repository.agents",
+    "get_agent_by_name": "repository.agents",
+    "get_history": "repository.messages",
+    "get_memory": "repository.memories",
+    "get_memory_by_name": "repository.memories",
+    "get_message": "repository.messages",
+    "get_or_create_agent_by_name": "repository.agents",
+    "get_or_create_user_by_email": "repository.users",
+    "get_session": "repository.sessions",
+    "get_user": "repository.users",
+    "get_user_by_email": "repository.users",
+    "list_agents": "repository.agents",
+    "list_memories": "repository.memories",
+    "list_messages": "repository.messages",
+    "list_sessions": "repository.sessions",
+    "list_users": "repository.users",
+    "update_agent": "repository.agents",
+    "update_memory": "repository.memories",
+    "update_message": "repository.messages",
+    "update_session": "repository.sessions",
+    "update_user": "repository.users",
+    "upgrade": "repository.migrate",
+    "upsert_memory": "repository.memories",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'repository' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -33,7 +33,9 @@ async def get_agent(session: AsyncSession, agent_id: uuid.UUID) -> Agent:
 
 
 async def get_agent_by_name(session: AsyncSession, name: str) -> Agent:
-    row = (await session.execute(select(AgentRow).where(func.lower(AgentRow.name) == name.lower()))).scalar_one_or_none()
+    row = (
+        await session.execute(select(AgentRow).where(func.lower(AgentRow.name) == name.lower()))
+    ).scalar_one_or_none()
     if row is None:
         raise NotFoundError(f"No agent named {name!r}.")
     return Agent.model_validate(row)

@@ -160,15 +160,15 @@ async def translate_errors() -> AsyncIterator[None]:
         kind = _integrity_kind(exc)
         log.info("integrity error (%s): %s", kind, exc.orig)
         if kind == "unique":
-            raise ConflictError("That value is already taken: choose another name or update the existing item.") from exc
+            raise ConflictError(
+                "That value is already taken: choose another name or update the existing item."
+            ) from exc
         if kind == "foreign_key":
             raise InvalidInputError("A referenced item does not exist: check the ids you passed.") from exc
         raise InvalidInputError("The values break a rule of the data model: check them and try again.") from exc
     except (OperationalError, PoolTimeoutError, OSError) as exc:
         log.warning("database unavailable: %s", exc)
-        raise DatabaseUnavailableError(
-            "The database is busy or unreachable right now: try again in a moment."
-        ) from exc
+        raise DatabaseUnavailableError("The database is busy or unreachable right now: try again in a moment.") from exc
     except DBAPIError as exc:
         if _sqlstate(exc) == "57014":  # query_canceled: statement_timeout
             log.warning("statement timeout: %s", exc)

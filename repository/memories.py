@@ -61,6 +61,19 @@ def scope_is(scope: MemoryScope) -> ColumnElement[bool]:
     )
 
 
+def scope_kind_is(kind: str) -> ColumnElement[bool]:
+    """Memories of one kind of scope: 'session', 'user', 'agent' (all users of an agent) or 'global'."""
+    if kind == "session":
+        return MemoryRow.session_id.is_not(None)
+    if kind == "user":
+        return and_(MemoryRow.user_id.is_not(None), MemoryRow.session_id.is_(None))
+    if kind == "agent":
+        return and_(MemoryRow.agent_id.is_not(None), MemoryRow.user_id.is_(None), MemoryRow.session_id.is_(None))
+    if kind == "global":
+        return and_(MemoryRow.agent_id.is_(None), MemoryRow.user_id.is_(None), MemoryRow.session_id.is_(None))
+    raise InvalidInputError(f"Unknown scope {kind!r}: use session, user, agent or global.")
+
+
 def _values(data: MemoryCreate, now: datetime) -> dict[str, Any]:
     values = data.model_dump()
     values.update(id=uuid.uuid4(), content_hash=content_hash(data.content), created_at=now, updated_at=now)
@@ -101,7 +114,11 @@ async def upsert_memory(session: AsyncSession, data: MemoryCreate) -> MemoryWrit
     insert = dialect_insert(session, _table).values(**values)
     excluded = insert.excluded
     if data.name is not None:
-        changes: dict[str, Any] = {"content": excluded.content, "content_hash": excluded.content_hash, "updated_at": now}
+        changes: dict[str, Any] = {
+            "content": excluded.content,
+            "content_hash": excluded.content_hash,
+            "updated_at": now,
+        }
         for field in data.model_fields_set & {"description", "read_mode", "access", "metadata", "expires_at"}:
             changes[field] = excluded[field]
         differs = or_(
@@ -246,6 +263,7 @@ async def list_memories(
     visible_to_pair: tuple[uuid.UUID, uuid.UUID] | None = None,
     read_mode: str | None = None,
     name: str | None = None,
+    scope_kind: str | None = None,
     include_expired: bool = False,
     limit: int = 50,
     offset: int = 0,
@@ -253,7 +271,11 @@ async def list_memories(
     """Memories newest first. Column filters match exactly; `visible_to_pair=(user, agent)` applies read rules."""
     check_window(limit, offset)
     query = select(MemoryRow)
-    for column, value in ((MemoryRow.user_id, user_id), (MemoryRow.agent_id, agent_id), (MemoryRow.session_id, session_id)):
+    for column, value in (
+        (MemoryRow.user_id, user_id),
+        (MemoryRow.agent_id, agent_id),
+        (MemoryRow.session_id, session_id),
+    ):
         if value is not None:
             query = query.where(column == value)
     if visible_to_pair is not None:
@@ -262,6 +284,8 @@ async def list_memories(
         query = query.where(MemoryRow.read_mode == read_mode)
     if name is not None:
         query = query.where(MemoryRow.name == name)
+    if scope_kind is not None:
+        query = query.where(scope_kind_is(scope_kind))
     if not include_expired:
         query = query.where(not_expired())
     total = await count(session, query)

@@ -96,9 +96,7 @@ async def delete_message(session: AsyncSession, message_id: uuid.UUID, *, user_i
     row = await _row(session, message_id, user_id)
     await session.execute(delete(MessageRow).where(MessageRow.seq == row.seq))
     await session.execute(
-        update(SessionRow)
-        .where(SessionRow.id == row.session_id)
-        .values(message_count=SessionRow.message_count - 1)
+        update(SessionRow).where(SessionRow.id == row.session_id).values(message_count=SessionRow.message_count - 1)
     )
 
 
@@ -157,9 +155,7 @@ async def get_history(
     rows = list((await session.execute(query.order_by(order).limit(limit + 1))).scalars())
     more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = (
-        encode_cursor("history", s=str(session_id), q=rows[-1].seq, d=direction) if more and rows else None
-    )
+    next_cursor = encode_cursor("history", s=str(session_id), q=rows[-1].seq, d=direction) if more and rows else None
     if direction == "latest":
         rows.reverse()
     return HistoryPage(messages=[Message.model_validate(r) for r in rows], next_cursor=next_cursor)

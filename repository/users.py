@@ -33,7 +33,9 @@ async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User:
 
 
 async def get_user_by_email(session: AsyncSession, email: str) -> User:
-    row = (await session.execute(select(UserRow).where(func.lower(UserRow.email) == email.lower()))).scalar_one_or_none()
+    row = (
+        await session.execute(select(UserRow).where(func.lower(UserRow.email) == email.lower()))
+    ).scalar_one_or_none()
     if row is None:
         raise NotFoundError(f"No user with email {email!r}.")
     return User.model_validate(row)

@@ -120,9 +120,7 @@ def upgrade() -> None:
     scope = ", ".join(scope_key_sql(dialect))
     # NULL scope columns compare equal here (COALESCE), so "agent-wide" names are unique too.
     op.execute(f"CREATE UNIQUE INDEX uq_memories_name_scope ON memories (name, {scope}) WHERE name IS NOT NULL")
-    op.execute(
-        f"CREATE UNIQUE INDEX uq_memories_content_scope ON memories (content_hash, {scope}) WHERE name IS NULL"
-    )
+    op.execute(f"CREATE UNIQUE INDEX uq_memories_content_scope ON memories (content_hash, {scope}) WHERE name IS NULL")
 
     if dialect == "sqlite":
         _sqlite_fulltext()
@@ -199,8 +197,14 @@ def _postgres_fulltext() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
-        for name in ("memories_fts_ai", "memories_fts_ad", "memories_fts_au",
-                     "messages_fts_ai", "messages_fts_ad", "messages_fts_au"):
+        for name in (
+            "memories_fts_ai",
+            "memories_fts_ad",
+            "memories_fts_au",
+            "messages_fts_ai",
+            "messages_fts_ad",
+            "messages_fts_au",
+        ):
             op.execute(f"DROP TRIGGER IF EXISTS {name}")
         op.execute("DROP TABLE IF EXISTS memories_fts")
         op.execute("DROP TABLE IF EXISTS messages_fts")

@@ -1,0 +1,1 @@
+"""agent-memory-mcp's protocol surface: the MCP server, its CLI and configuration."""

@@ -1,0 +1,79 @@
+"""The composition root: `build_server(settings)` wires settings, state, tools, resources and prompts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult
+from pydantic import ValidationError
+
+from mcp_server import resources, tools_history, tools_memory
+from mcp_server.config import Settings
+from mcp_server.errors import describe_validation_error
+from mcp_server.state import AppState
+
+INSTRUCTIONS = """\
+Persistent memory and conversation history for this agent and user.
+- Before answering something that may depend on earlier conversations, call search_memories (facts) or
+  search_history (what was said). Ask in plain language.
+- When you learn a lasting fact or preference, call store_memory; give it a name to update it later.
+- Keep a conversation with create_session once, then add_message for each turn; read it back with
+  get_session_history (newest page first).
+Ids come from earlier results; never invent them."""
+
+
+class MemoryServer(MCPServer[AppState]):
+    """MCPServer whose argument-validation errors are one readable line instead of pydantic's report."""
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
+    ) -> Any:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError):
+                raise ToolError(f"{name}: {describe_validation_error(exc.__cause__)}") from exc.__cause__
+            raise
+
+
+def build_server(settings: Settings) -> MemoryServer:
+    """A ready-to-run server for these settings. Nothing is opened until the server starts (the lifespan)."""
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
+        state = AppState(settings)
+        async with anyio.create_task_group() as tasks:
+            # The database opens beside the handshake; tools wait for it (see AppState.db).
+            tasks.start_soon(state.open)
+            try:
+                yield state
+            finally:
+                tasks.cancel_scope.cancel()
+        await state.close()
+
+    server = MemoryServer(
+        name="agent-memory",
+        title="Agent memory",
+        instructions=INSTRUCTIONS,
+        version=_version(),
+        lifespan=lifespan,
+        log_level=settings.log_level,
+    )
+    tools_memory.register(server)
+    tools_history.register(server)
+    resources.register(server)
+    return server
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("agent-memory-mcp")
+    except PackageNotFoundError:
+        return "0.0.0"

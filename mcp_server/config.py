@@ -1,0 +1,82 @@
+"""Settings: one pydantic-settings class, read once at the composition root (the CLI or a test)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Identity(dict[str, str]):
+    """A bearer token's identity: {"user": ..., "agent": ...} (agent optional)."""
+
+
+class Settings(BaseSettings):
+    """Every option can be set as AGENT_MEMORY_<NAME> in the environment; CLI flags override the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="AGENT_MEMORY_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL. Default: an SQLite file in the user data directory. "
+        "PostgreSQL: postgresql+asyncpg://user:password@host:5432/dbname.",
+    )
+    user: str = Field(
+        default="default",
+        min_length=1,
+        max_length=320,
+        description="The user the tools act for (stdio, or HTTP without tokens): an email or any unique handle.",
+    )
+    agent: str = Field(default="default", min_length=1, max_length=200, description="The agent the tools act for.")
+    auto_migrate: bool = Field(default=True, description="Apply pending schema migrations at start.")
+    max_content_bytes: int = Field(
+        default=1_000_000, ge=1_000, description="Largest memory content or message text accepted, in bytes."
+    )
+    listing_preview_chars: int = Field(
+        default=2_000, ge=100, description="Contents longer than this are truncated in listings and search results."
+    )
+    transport: Literal["stdio", "streamable-http"] = "stdio"
+    host: str = Field(default="127.0.0.1", description="HTTP bind address.")
+    port: int = Field(default=8765, ge=0, le=65535, description="HTTP port.")
+    http_tokens: dict[str, Any] = Field(
+        default_factory=dict,
+        description='Bearer tokens for HTTP, as JSON: {"token": "user"} or {"token": {"user": "u", "agent": "a"}}.',
+    )
+    http_tokens_file: Path | None = Field(default=None, description="A JSON file with the same shape as http_tokens.")
+    pool_size: int = Field(default=5, ge=1, le=100, description="PostgreSQL connection pool size.")
+    max_overflow: int = Field(default=10, ge=0, le=200, description="PostgreSQL connections beyond the pool size.")
+    statement_timeout_ms: int = Field(default=30_000, ge=100, description="PostgreSQL statement timeout.")
+    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0, description="How long SQLite writers wait for a lock.")
+    sqlite_cache_mb: int = Field(default=16, ge=1, description="SQLite page cache per connection, in MiB.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+
+    @field_validator("http_tokens", mode="before")
+    @classmethod
+    def _parse_tokens(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) and value.strip() else (value or {})
+
+    def tokens(self) -> dict[str, tuple[str, str]]:
+        """token -> (user, agent), merged from http_tokens and http_tokens_file."""
+        raw: dict[str, Any] = {}
+        if self.http_tokens_file is not None:
+            raw.update(json.loads(self.http_tokens_file.read_text()))
+        raw.update(self.http_tokens)
+        resolved: dict[str, tuple[str, str]] = {}
+        for token, who in raw.items():
+            if isinstance(who, str):
+                resolved[token] = (who, self.agent)
+            elif isinstance(who, dict) and isinstance(who.get("user"), str):
+                resolved[token] = (who["user"], str(who.get("agent") or self.agent))
+            else:
+                raise ValueError("each HTTP token must map to a user string or {'user': ..., 'agent': ...}")
+        return resolved
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        from repository.database import default_sqlite_url
+
+        return default_sqlite_url()

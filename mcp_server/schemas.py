@@ -1,0 +1,178 @@
+"""Tool results: pydantic models, so every tool publishes an output schema and returns structured content.
+
+Listings and search results carry bounded text: contents over the preview size are cut and flagged `truncated`;
+`get_memory` / `get_message` return the full text.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from repository.models import Memory, Message, Session, SessionSummary
+
+Scope = Literal["user", "agent", "session", "global"]
+
+
+def memory_scope(memory: Memory) -> Scope:
+    if memory.session_id is not None:
+        return "session"
+    if memory.user_id is not None:
+        return "user"
+    if memory.agent_id is not None:
+        return "agent"
+    return "global"
+
+
+def _cut(text: str | None, limit: int | None) -> tuple[str | None, bool]:
+    if text is None or limit is None or len(text) <= limit:
+        return text, False
+    return text[:limit], True
+
+
+class SessionOut(BaseModel):
+    id: str
+    name: str | None
+    platform: str | None
+    metadata: dict[str, Any]
+    agent_name: str | None = None
+    message_count: int | None = None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, session: Session | SessionSummary) -> SessionOut:
+        summary = isinstance(session, SessionSummary)
+        return cls(
+            id=str(session.id),
+            name=session.name,
+            platform=session.platform,
+            metadata=session.metadata,
+            agent_name=session.agent_name if summary else None,
+            message_count=session.message_count if summary else None,
+            created_at=session.created_at,
+            updated_at=session.updated_at,
+        )
+
+
+class MessageOut(BaseModel):
+    id: str
+    session_id: str
+    role: Literal["user", "assistant", "system", "tool"]
+    text_content: str | None
+    truncated: bool = Field(default=False, description="True when text_content was cut; get_message has it whole.")
+    tool_calls: Any | None = None
+    tool_outputs: Any | None = None
+    message_type: str | None = None
+    media_url: str | None = None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, message: Message, preview: int | None = None) -> MessageOut:
+        text, truncated = _cut(message.text_content, preview)
+        return cls(
+            id=str(message.id),
+            session_id=str(message.session_id),
+            role=message.role,
+            text_content=text,
+            truncated=truncated,
+            tool_calls=message.tool_calls,
+            tool_outputs=message.tool_outputs,
+            message_type=message.message_type,
+            media_url=message.media_url,
+            created_at=message.created_at,
+        )
+
+
+class MemoryOut(BaseModel):
+    id: str
+    name: str | None
+    content: str
+    truncated: bool = Field(default=False, description="True when content was cut; get_memory has it whole.")
+    description: str | None = None
+    scope: Scope
+    session_id: str | None = None
+    read_mode: Literal["system_prompt", "tool"]
+    access: Literal["read_only", "read_write"]
+    metadata: dict[str, Any]
+    expires_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, memory: Memory, preview: int | None = None) -> MemoryOut:
+        content, truncated = _cut(memory.content, preview)
+        return cls(
+            id=str(memory.id),
+            name=memory.name,
+            content=content or "",
+            truncated=truncated,
+            description=memory.description,
+            scope=memory_scope(memory),
+            session_id=str(memory.session_id) if memory.session_id else None,
+            read_mode=memory.read_mode,
+            access=memory.access,
+            metadata=memory.metadata,
+            expires_at=memory.expires_at,
+            created_at=memory.created_at,
+            updated_at=memory.updated_at,
+        )
+
+
+class StoredMemory(MemoryOut):
+    outcome: Literal["created", "updated", "unchanged"] = Field(
+        description="created: a new memory; updated: the memory of that name changed; unchanged: it already held this."
+    )
+
+
+class MemoryHitOut(MemoryOut):
+    score: float = Field(description="Relevance; higher is better. Only comparable within one search.")
+    snippet: str = Field(description="The best matching passage, matched words marked with [brackets].")
+
+
+class SearchMemoriesResult(BaseModel):
+    results: list[MemoryHitOut]
+    scopes_searched: list[Scope]
+    query_terms: list[str] = Field(description="The words the search used (stopwords and punctuation dropped).")
+
+
+class MemoryList(BaseModel):
+    memories: list[MemoryOut]
+    total: int
+    next_cursor: str | None
+
+
+class DeletedMemory(BaseModel):
+    id: str
+    deleted: bool
+    name: str | None
+
+
+class HistoryResult(BaseModel):
+    session_id: str
+    messages: list[MessageOut] = Field(description="Chronological order within the page.")
+    next_cursor: str | None = Field(description="Pass back to get the next page; null when there is none.")
+    start: Literal["latest", "oldest"]
+
+
+class MessageBatch(BaseModel):
+    messages: list[MessageOut]
+
+
+class SessionList(BaseModel):
+    sessions: list[SessionOut]
+    total: int
+    next_cursor: str | None
+
+
+class MessageHitOut(MessageOut):
+    score: float
+    snippet: str
+
+
+class SearchHistoryResult(BaseModel):
+    results: list[MessageHitOut]
+    query_terms: list[str]
+    session_id: str | None = Field(description="The one session searched, or null for all of the user's sessions.")

@@ -1,0 +1,137 @@
+"""Long-lived server state handed to tools through the lifespan: the database and the identity resolver.
+
+The database opens in the background while the server already answers `initialize` (hosts give up on slow
+servers): importing SQLAlchemy and checking the schema runs in a worker thread, and each tool awaits `db()`.
+Code that imports the data layer (`repository.*` beyond the pure `models` and `textsearch`) must do so only after
+`db()` (or `acting()`) returned: two threads importing the same package at once can see half-initialised modules.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from mcp_server.config import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from repository.database import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who a request acts for. Passed explicitly to every repository call that reads or writes user data."""
+
+    user_id: uuid.UUID
+    agent_id: uuid.UUID
+    user_key: str
+    agent_key: str
+
+
+class AppState:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.tokens = settings.tokens()
+        self._database: Database | None = None
+        self._failure: BaseException | None = None
+        self._ready = anyio.Event()
+        self._actors: dict[tuple[str, str], Actor] = {}
+
+    async def open(self) -> None:
+        """Import the data layer, connect, and bring the schema up to date (or record why not)."""
+        try:
+            await anyio.to_thread.run_sync(_import_data_layer)
+            from repository.database import Database, EngineOptions
+            from repository.migrate import ensure_schema
+
+            s = self.settings
+            database = Database(
+                s.resolved_database_url(),
+                EngineOptions(
+                    pool_size=s.pool_size,
+                    max_overflow=s.max_overflow,
+                    statement_timeout_ms=s.statement_timeout_ms,
+                    sqlite_busy_timeout_ms=s.sqlite_busy_timeout_ms,
+                    sqlite_cache_mb=s.sqlite_cache_mb,
+                ),
+            )
+            self._database = database
+            outcome = await ensure_schema(database.engine, auto_migrate=s.auto_migrate)
+            log.info("database ready (%s, schema %s)", database.dialect, outcome)
+        except BaseException as exc:  # noqa: BLE001 - kept and reported to every tool call, never raised here
+            self._failure = exc
+            log.error("database could not be opened: %s", exc)
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            self._ready.set()
+
+    async def db(self) -> Database:
+        await self._ready.wait()
+        if self._failure is not None:
+            from repository.errors import RepositoryError
+
+            if isinstance(self._failure, RepositoryError):
+                raise self._failure
+            raise DatabaseOpenError() from self._failure
+        assert self._database is not None
+        return self._database
+
+    @asynccontextmanager
+    async def transaction(self, *, readonly: bool = False) -> AsyncIterator[AsyncSession]:
+        database = await self.db()
+        async with database.transaction(readonly=readonly) as session:
+            yield session
+
+    async def actor(self, user_key: str, agent_key: str) -> Actor:
+        """The (user, agent) for these configured keys, created on first use and cached for the process."""
+        key = (user_key, agent_key)
+        if key not in self._actors:
+            await self.db()  # the data layer is imported once the database is ready (see module docstring)
+            from repository.agents import get_or_create_agent_by_name
+            from repository.users import get_or_create_user_by_email
+
+            async with self.transaction() as session:
+                user = await get_or_create_user_by_email(session, user_key)
+                agent = await get_or_create_agent_by_name(session, agent_key)
+            self._actors[key] = Actor(user.id, agent.id, user_key, agent_key)
+        return self._actors[key]
+
+    def forget_actors(self) -> None:
+        """Drop cached ids (after a user or agent was deleted out from under the server)."""
+        self._actors.clear()
+
+    async def close(self) -> None:
+        if self._database is not None:
+            await self._database.dispose()
+
+
+class DatabaseOpenError(Exception):
+    """The database could not be opened; the cause is in the server log."""
+
+    def __str__(self) -> str:
+        return "The memory database could not be opened: check AGENT_MEMORY_DATABASE_URL and the server's log (stderr)."
+
+
+def _import_data_layer() -> Any:
+    # Runs in a worker thread: the heavy imports overlap with the protocol handshake.
+    import sqlalchemy.dialects.postgresql.asyncpg  # noqa: F401
+    import sqlalchemy.dialects.sqlite.aiosqlite  # noqa: F401
+
+    import repository.agents  # noqa: F401
+    import repository.database  # noqa: F401
+    import repository.memories  # noqa: F401
+    import repository.messages  # noqa: F401
+    import repository.migrate  # noqa: F401
+    import repository.search  # noqa: F401
+    import repository.sessions  # noqa: F401
+    import repository.users  # noqa: F401

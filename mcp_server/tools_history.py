@@ -1,0 +1,256 @@
+"""Conversation tools: sessions, messages, history pages and recall across past conversations."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import ToolAnnotations
+from pydantic import BaseModel, ConfigDict, Field
+
+from mcp_server.errors import check_json_size, check_size, tool_errors
+from mcp_server.identity import acting, parse_id
+from mcp_server.schemas import (
+    HistoryResult,
+    MessageBatch,
+    MessageHitOut,
+    MessageOut,
+    SearchHistoryResult,
+    SessionList,
+    SessionOut,
+)
+from mcp_server.snippets import snippet
+
+MAX_HISTORY_LIMIT = 200
+MAX_SESSIONS_LIMIT = 100
+MAX_SEARCH_LIMIT = 50
+MAX_BATCH = 100
+_SESSION_HINT = "pass the id returned by create_session or list_sessions."
+
+READ = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=False)
+APPEND = ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=False)
+
+Role = Literal["user", "assistant", "system", "tool"]
+
+
+class MessageIn(BaseModel):
+    """One message for add_messages."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+    text_content: str | None = None
+    tool_calls: Any | None = None
+    tool_outputs: Any | None = None
+    message_type: str | None = None
+    media_url: str | None = None
+    mime_type: str | None = None
+    context: dict[str, Any] | None = None
+
+
+def register(server: MCPServer[Any]) -> None:
+    @server.tool(annotations=APPEND.model_copy(update={"title": "Start a session"}))
+    @tool_errors
+    async def create_session(
+        ctx: Context,
+        name: Annotated[str | None, Field(description="A short title for the conversation.")] = None,
+        platform: Annotated[str | None, Field(description="Where it happens, e.g. 'slack', 'cli'.")] = None,
+        metadata: Annotated[dict[str, Any] | None, Field(description="Optional JSON object kept with it.")] = None,
+    ) -> SessionOut:
+        """Start a new conversation session; its `id` is what add_message and get_session_history take.
+
+        Example: create_session(name="Trip planning")
+        """
+        state, actor = await acting(ctx)
+        from repository.models import SessionCreate
+        from repository.sessions import create_session as create
+
+        check_json_size("metadata", metadata, state.settings.max_content_bytes)
+        data = SessionCreate(
+            user_id=actor.user_id, agent_id=actor.agent_id, name=name, platform=platform, metadata=metadata or {}
+        )
+        async with state.transaction() as session:
+            created = await create(session, data)
+        return SessionOut.of(created)
+
+    async def _append(ctx: Context, session_id: str, items: list[MessageIn]) -> list[MessageOut]:
+        state, actor = await acting(ctx)
+        from repository.messages import add_messages
+        from repository.models import MessageCreate
+
+        limit = state.settings.max_content_bytes
+        for item in items:
+            check_size("text_content", item.text_content, limit)
+            for label in ("tool_calls", "tool_outputs", "context"):
+                check_json_size(label, getattr(item, label), limit)
+            if not (item.text_content or item.tool_calls or item.tool_outputs or item.media_url):
+                raise ToolError("The message is empty: give text_content, tool_calls, tool_outputs or media_url.")
+        sid = parse_id(session_id, "session_id", _SESSION_HINT)
+        creates = [
+            MessageCreate(session_id=sid, user_id=actor.user_id, agent_id=actor.agent_id, **item.model_dump())
+            for item in items
+        ]
+        async with state.transaction() as session:
+            written = await add_messages(session, creates, user_id=actor.user_id)
+        return [MessageOut.of(m) for m in written]
+
+    @server.tool(annotations=APPEND.model_copy(update={"title": "Add a message"}))
+    @tool_errors
+    async def add_message(
+        session_id: Annotated[str, Field(description="The session to append to.")],
+        role: Annotated[Role, Field(description="Who spoke: user, assistant, system or tool.")],
+        ctx: Context,
+        text_content: Annotated[str | None, Field(description="The message text.")] = None,
+        tool_calls: Annotated[Any | None, Field(description="Tool calls the assistant made (JSON).")] = None,
+        tool_outputs: Annotated[Any | None, Field(description="Tool results (JSON).")] = None,
+        message_type: Annotated[str | None, Field(description="Optional kind, e.g. 'text', 'image'.")] = None,
+        media_url: Annotated[str | None, Field(description="Optional link to attached media.")] = None,
+        mime_type: Annotated[str | None, Field(description="MIME type of the media.")] = None,
+        context: Annotated[dict[str, Any] | None, Field(description="Optional JSON context for the turn.")] = None,
+    ) -> MessageOut:
+        """Append one message to a session's conversation history, in order.
+
+        Example: add_message(session_id="9b2e...", role="user", text_content="Book a table for two")
+        """
+        item = MessageIn(
+            role=role,
+            text_content=text_content,
+            tool_calls=tool_calls,
+            tool_outputs=tool_outputs,
+            message_type=message_type,
+            media_url=media_url,
+            mime_type=mime_type,
+            context=context,
+        )
+        return (await _append(ctx, session_id, [item]))[0]
+
+    @server.tool(annotations=APPEND.model_copy(update={"title": "Add several messages"}))
+    @tool_errors
+    async def add_messages(
+        session_id: Annotated[str, Field(description="The session to append to.")],
+        messages: Annotated[
+            list[MessageIn], Field(min_length=1, max_length=MAX_BATCH, description="Messages in order.")
+        ],
+        ctx: Context,
+    ) -> MessageBatch:
+        """Append several messages at once (all or none), keeping their order.
+
+        Example: add_messages(session_id="9b2e...", messages=[{"role": "user", "text_content": "Hi"},
+        {"role": "assistant", "text_content": "Hello!"}])
+        """
+        return MessageBatch(messages=await _append(ctx, session_id, messages))
+
+    @server.tool(annotations=READ.model_copy(update={"title": "Read session history"}))
+    @tool_errors
+    async def get_session_history(
+        session_id: Annotated[str, Field(description="The session to read.")],
+        ctx: Context,
+        limit: Annotated[int, Field(ge=1, le=MAX_HISTORY_LIMIT, description="Messages per page.")] = 50,
+        cursor: Annotated[str | None, Field(description="next_cursor from the previous page.")] = None,
+        start: Annotated[
+            Literal["latest", "oldest"],
+            Field(description="'latest' (default): newest page first, then older; 'oldest': from the beginning."),
+        ] = "latest",
+    ) -> HistoryResult:
+        """Read a session's messages a page at a time, chronological within each page.
+
+        The first page holds the most recent messages (start="latest"); pass next_cursor to go further back until
+        it is null. Every message is returned exactly once, even while new ones are being added.
+
+        Example: get_session_history(session_id="9b2e...", limit=20)
+        """
+        state, actor = await acting(ctx)
+        from repository.messages import get_history
+
+        sid = parse_id(session_id, "session_id", _SESSION_HINT)
+        async with state.transaction(readonly=True) as session:
+            page = await get_history(session, sid, limit=limit, cursor=cursor, start=start, user_id=actor.user_id)
+        preview = state.settings.listing_preview_chars
+        return HistoryResult(
+            session_id=str(sid),
+            messages=[MessageOut.of(m, preview) for m in page.messages],
+            next_cursor=page.next_cursor,
+            start=start,
+        )
+
+    @server.tool(annotations=READ.model_copy(update={"title": "Get a message"}))
+    @tool_errors
+    async def get_message(
+        message_id: Annotated[str, Field(description="The message's id.")], ctx: Context
+    ) -> MessageOut:
+        """Read one message in full (history pages and searches cut long texts and flag them as truncated).
+
+        Example: get_message(message_id="51aa...")
+        """
+        state, actor = await acting(ctx)
+        from repository.messages import get_message as fetch
+
+        mid = parse_id(message_id, "message_id", "pass an id from get_session_history or search_history.")
+        async with state.transaction(readonly=True) as session:
+            message = await fetch(session, mid, user_id=actor.user_id)
+        return MessageOut.of(message)
+
+    @server.tool(annotations=READ.model_copy(update={"title": "List sessions"}))
+    @tool_errors
+    async def list_sessions(
+        ctx: Context,
+        limit: Annotated[int, Field(ge=1, le=MAX_SESSIONS_LIMIT, description="Page size.")] = 20,
+        cursor: Annotated[str | None, Field(description="next_cursor from the previous page.")] = None,
+    ) -> SessionList:
+        """List your sessions with this user, newest first, with their message counts.
+
+        Example: list_sessions(limit=10)
+        """
+        state, actor = await acting(ctx)
+        from repository._paging import decode_cursor, encode_cursor
+        from repository.sessions import list_sessions as fetch_page
+
+        offset = int(decode_cursor(cursor, "sessions").get("o", 0)) if cursor else 0
+        async with state.transaction(readonly=True) as session:
+            page = await fetch_page(session, user_id=actor.user_id, agent_id=actor.agent_id, limit=limit, offset=offset)
+        more = offset + len(page.items) < page.total
+        return SessionList(
+            sessions=[SessionOut.of(s) for s in page.items],
+            total=page.total,
+            next_cursor=encode_cursor("sessions", o=offset + len(page.items)) if more else None,
+        )
+
+    @server.tool(annotations=READ.model_copy(update={"title": "Search past conversations"}))
+    @tool_errors
+    async def search_history(
+        query: Annotated[str, Field(description="What was said, in plain words or as a question.")],
+        ctx: Context,
+        session_id: Annotated[str | None, Field(description="Only this session; default all your sessions.")] = None,
+        limit: Annotated[int, Field(ge=1, le=MAX_SEARCH_LIMIT, description="How many messages at most.")] = 10,
+    ) -> SearchHistoryResult:
+        """Find messages from this user's past conversations that match a question, best first.
+
+        Each result names its session_id; read around it with get_session_history.
+
+        Example: search_history(query="When did we talk about the Lisbon trip?")
+        """
+        state, actor = await acting(ctx)
+        from repository.search import search_messages
+        from repository.textsearch import query_terms
+
+        check_size("query", query, state.settings.max_content_bytes)
+        sid = parse_id(session_id, "session_id", _SESSION_HINT) if session_id else None
+        terms = query_terms(query)
+        async with state.transaction(readonly=True) as session:
+            hits = await search_messages(
+                session, query, user_id=actor.user_id, session_ids=[sid] if sid else None, limit=limit
+            )
+        preview = state.settings.listing_preview_chars
+        return SearchHistoryResult(
+            results=[
+                MessageHitOut(
+                    **MessageOut.of(hit.message, preview).model_dump(),
+                    score=round(hit.score, 6),
+                    snippet=snippet(hit.message.text_content, terms),
+                )
+                for hit in hits
+            ],
+            query_terms=terms,
+            session_id=str(sid) if sid else None,
+        )

@@ -1,0 +1,124 @@
+"""Shared fixtures: every data test runs on a real SQLite file and on the real PostgreSQL server.
+
+PostgreSQL: one database per test run (created, migrated, dropped), emptied between tests. When it is unreachable
+the PostgreSQL tests skip locally but fail when CI=true: a skipped PostgreSQL test on CI is a failure.
+SQLite: one migrated template file per run, copied for each test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from repository import Database, ensure_schema
+
+PG_SERVER = os.environ.get("AGENT_MEMORY_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432")
+ON_CI = os.environ.get("CI", "").lower() == "true"
+TABLES = "memories, messages, sessions, agents, users"
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def _run(coro):  # noqa: ANN001, ANN202 - session-scoped set-up outside any event loop
+    return asyncio.run(coro)
+
+
+async def _pg_admin(sql: str) -> None:
+    import asyncpg
+
+    dsn = PG_SERVER.replace("postgresql+asyncpg://", "postgresql://") + "/postgres"
+    conn = await asyncpg.connect(dsn, timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def create_pg_database() -> str:
+    """A new empty database on the test server; returns its SQLAlchemy URL."""
+    name = f"agent_memory_test_{uuid.uuid4().hex[:12]}"
+    try:
+        _run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    except (OSError, ConnectionError) as exc:
+        message = f"PostgreSQL at {PG_SERVER} is unreachable: {exc}"
+        if ON_CI:
+            pytest.fail(message + " (CI=true: PostgreSQL tests must run)")
+        pytest.skip(message)
+    return f"{PG_SERVER}/{name}"
+
+
+def drop_pg_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    _run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    url = create_pg_database()
+
+    async def migrate() -> None:
+        database = Database(url)
+        await ensure_schema(database.engine)
+        await database.dispose()
+
+    _run(migrate())
+    yield url
+    drop_pg_database(url)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+
+    async def migrate() -> None:
+        database = Database(f"sqlite+aiosqlite:///{path}")
+        await ensure_schema(database.engine)
+        await database.dispose()
+
+    _run(migrate())
+    return path
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database of the test's backend."""
+    if backend == "sqlite":
+        path = tmp_path / "memory.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    url = request.getfixturevalue("pg_url")
+    yield url
+
+    async def empty() -> None:
+        database = Database(url)
+        async with database.engine.begin() as conn:
+            from sqlalchemy import text
+
+            await conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+        await database.dispose()
+
+    _run(empty())
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    try:
+        yield database
+    finally:
+        await database.dispose()
