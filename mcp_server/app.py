@@ -44,9 +44,12 @@ class MemoryServer(MCPServer[AppState]):
 def build_server(settings: Settings) -> MemoryServer:
     """A ready-to-run server for these settings. Nothing is opened until the server starts (the lifespan)."""
 
+    running: list[AppState] = []
+
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
         state = AppState(settings)
+        running.append(state)
         async with anyio.create_task_group() as tasks:
             # The database opens beside the handshake; tools wait for it (see AppState.db).
             tasks.start_soon(state.open)
@@ -54,6 +57,7 @@ def build_server(settings: Settings) -> MemoryServer:
                 yield state
             finally:
                 tasks.cancel_scope.cancel()
+                running.remove(state)
         await state.close()
 
     server = MemoryServer(
@@ -66,7 +70,8 @@ def build_server(settings: Settings) -> MemoryServer:
     )
     tools_memory.register(server)
     tools_history.register(server)
-    resources.register(server)
+    # Static resources get no request context; they reach the state of the running server through this list.
+    resources.register(server, lambda: running[-1] if running else None)
     return server
 
 

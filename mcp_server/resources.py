@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -13,6 +14,7 @@ from mcp.server.mcpserver.prompts.base import Message, UserMessage
 from mcp_server.errors import translate
 from mcp_server.identity import acting, parse_id
 from mcp_server.schemas import MemoryOut, SessionOut
+from mcp_server.state import Actor, AppState
 
 TRANSCRIPT_MESSAGES = 200
 RECENT_SESSIONS = 20
@@ -29,7 +31,7 @@ async def _guarded(coro: Any) -> Any:
         raise ResourceError(str(translate(exc))) from exc
 
 
-def register(server: MCPServer[Any]) -> None:
+def register(server: MCPServer[Any], current_state: Callable[[], AppState | None]) -> None:
     @server.resource("memory://memories/{memory_id}", mime_type="application/json", description="One memory as JSON.")
     async def memory_resource(memory_id: str, ctx: Context) -> str:
         async def read() -> str:
@@ -74,6 +76,25 @@ def register(server: MCPServer[Any]) -> None:
         return await _guarded(read())
 
     @server.resource(
+        "memory://sessions",
+        mime_type="application/json",
+        description="Your most recent sessions with this agent (the configured user), newest first.",
+    )
+    async def sessions_resource() -> str:
+        state = current_state()
+        if state is None:
+            raise ResourceError("The server is not running.")
+        if state.tokens:
+            # No request context here, so no caller identity: fail closed on a shared server.
+            raise ResourceError("On a server with HTTP tokens, read memory://sessions/recent instead.")
+
+        async def read() -> str:
+            actor = await state.actor(state.settings.user, state.settings.agent)
+            return await _recent_sessions_json(state, actor, RECENT_SESSIONS)
+
+        return await _guarded(read())
+
+    @server.resource(
         "memory://sessions/recent{?limit}",
         mime_type="application/json",
         description="Your most recent sessions with this agent, newest first, with message counts.",
@@ -81,16 +102,7 @@ def register(server: MCPServer[Any]) -> None:
     async def recent_sessions(ctx: Context, limit: int = RECENT_SESSIONS) -> str:
         async def read() -> str:
             state, actor = await acting(ctx)
-            from repository.sessions import list_sessions
-
-            size = max(1, min(int(limit), 100))
-            async with state.transaction(readonly=True) as session:
-                page = await list_sessions(session, user_id=actor.user_id, agent_id=actor.agent_id, limit=size)
-            return json.dumps(
-                {"sessions": [SessionOut.of(s).model_dump(mode="json") for s in page.items], "total": page.total},
-                indent=2,
-                ensure_ascii=False,
-            )
+            return await _recent_sessions_json(state, actor, int(limit))
 
         return await _guarded(read())
 
@@ -101,6 +113,19 @@ def register(server: MCPServer[Any]) -> None:
     )
     async def agent_context(ctx: Context) -> list[Message]:
         return [UserMessage(await _guarded(render_agent_context(ctx)))]
+
+
+async def _recent_sessions_json(state: AppState, actor: Actor, limit: int) -> str:
+    from repository.sessions import list_sessions
+
+    size = max(1, min(limit, 100))
+    async with state.transaction(readonly=True) as session:
+        page = await list_sessions(session, user_id=actor.user_id, agent_id=actor.agent_id, limit=size)
+    return json.dumps(
+        {"sessions": [SessionOut.of(s).model_dump(mode="json") for s in page.items], "total": page.total},
+        indent=2,
+        ensure_ascii=False,
+    )
 
 
 async def render_agent_context(ctx: Context) -> str:

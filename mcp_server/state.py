@@ -67,11 +67,13 @@ class AppState:
             self._database = database
             outcome = await ensure_schema(database.engine, auto_migrate=s.auto_migrate)
             log.info("database ready (%s, schema %s)", database.dialect, outcome)
-        except BaseException as exc:  # noqa: BLE001 - kept and reported to every tool call, never raised here
+        except anyio.get_cancelled_exc_class():
+            # The server stopped before the database was ready: nothing to report.
+            self._failure = DatabaseOpenError()
+            raise
+        except Exception as exc:  # noqa: BLE001 - kept and reported to every tool call, never raised here
             self._failure = exc
             log.error("database could not be opened: %s", exc)
-            if not isinstance(exc, Exception):
-                raise
         finally:
             self._ready.set()
 
