@@ -56,8 +56,9 @@ def build_server(settings: Settings) -> MemoryServer:
             try:
                 yield state
             finally:
-                tasks.cancel_scope.cancel()
                 running.remove(state)
+            # Leaving the task group waits for an unfinished open instead of cancelling it: a connection
+            # abandoned mid-handshake leaves driver threads calling into a closed event loop.
         await state.close()
 
     server = MemoryServer(

@@ -17,7 +17,7 @@ class Identity(dict[str, str]):
 class Settings(BaseSettings):
     """Every option can be set as AGENT_MEMORY_<NAME> in the environment; CLI flags override the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="AGENT_MEMORY_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="AGENT_MEMORY_", extra="ignore", env_ignore_empty=True)
 
     database_url: str | None = Field(
         default=None,

@@ -1,0 +1,145 @@
+"""The tool contract: names, parameters, annotations and output schemas. Changing any of these breaks hosts and
+prompts that rely on them, so a change must be deliberate: update this table in the same commit.
+
+Each entry: (required parameters, optional parameters,
+             (readOnlyHint, destructiveHint, idempotentHint, openWorldHint), output properties).
+"""
+
+from __future__ import annotations
+
+import pytest
+from mcp import Client
+
+from mcp_server.app import build_server
+from mcp_server.config import Settings
+
+pytestmark = pytest.mark.anyio
+
+CONTRACT = {'store_memory': (('content',),
+                  ('description', 'expires_at', 'metadata', 'name', 'read_mode', 'scope', 'session_id'),
+                  (False, False, True, False),
+                  ('access',
+                   'content',
+                   'created_at',
+                   'description',
+                   'expires_at',
+                   'id',
+                   'metadata',
+                   'name',
+                   'outcome',
+                   'read_mode',
+                   'scope',
+                   'session_id',
+                   'truncated',
+                   'updated_at')),
+ 'search_memories': (('query',),
+                     ('created_after', 'created_before', 'limit', 'metadata', 'scopes', 'session_id'),
+                     (True, False, True, False),
+                     ('query_terms', 'results', 'scopes_searched')),
+ 'get_memory': (('memory_id',),
+                (),
+                (True, False, True, False),
+                ('access',
+                 'content',
+                 'created_at',
+                 'description',
+                 'expires_at',
+                 'id',
+                 'metadata',
+                 'name',
+                 'read_mode',
+                 'scope',
+                 'session_id',
+                 'truncated',
+                 'updated_at')),
+ 'list_memories': ((),
+                   ('cursor', 'limit', 'name', 'read_mode', 'scope', 'session_id'),
+                   (True, False, True, False),
+                   ('memories', 'next_cursor', 'total')),
+ 'delete_memory': (('memory_id',), (), (False, True, True, False), ('deleted', 'id', 'name')),
+ 'create_session': ((),
+                    ('metadata', 'name', 'platform'),
+                    (False, False, False, False),
+                    ('agent_name',
+                     'created_at',
+                     'id',
+                     'message_count',
+                     'metadata',
+                     'name',
+                     'platform',
+                     'updated_at')),
+ 'add_message': (('role', 'session_id'),
+                 ('context', 'media_url', 'message_type', 'mime_type', 'text_content', 'tool_calls', 'tool_outputs'),
+                 (False, False, False, False),
+                 ('created_at',
+                  'id',
+                  'media_url',
+                  'message_type',
+                  'role',
+                  'session_id',
+                  'text_content',
+                  'tool_calls',
+                  'tool_outputs',
+                  'truncated')),
+ 'add_messages': (('messages', 'session_id'), (), (False, False, False, False), ('messages',)),
+ 'get_session_history': (('session_id',),
+                         ('cursor', 'limit', 'start'),
+                         (True, False, True, False),
+                         ('messages', 'next_cursor', 'session_id', 'start')),
+ 'get_message': (('message_id',),
+                 (),
+                 (True, False, True, False),
+                 ('created_at',
+                  'id',
+                  'media_url',
+                  'message_type',
+                  'role',
+                  'session_id',
+                  'text_content',
+                  'tool_calls',
+                  'tool_outputs',
+                  'truncated')),
+ 'list_sessions': ((), ('cursor', 'limit'), (True, False, True, False), ('next_cursor', 'sessions', 'total')),
+ 'search_history': (('query',),
+                    ('limit', 'session_id'),
+                    (True, False, True, False),
+                    ('query_terms', 'results', 'session_id'))}
+
+
+@pytest.fixture
+async def tools(tmp_path):
+    server = build_server(Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'contract.db'}"))
+    async with Client(server) as client:
+        yield {tool.name: tool for tool in (await client.list_tools()).tools}
+
+
+async def test_tool_contract(tools):
+    actual = {}
+    for name, tool in tools.items():
+        hints = tool.annotations
+        required = tuple(sorted(tool.input_schema.get("required", [])))
+        optional = tuple(sorted(set(tool.input_schema["properties"]) - set(required)))
+        assert tool.output_schema is not None, f"{name} publishes no output schema"
+        actual[name] = (
+            required,
+            optional,
+            (hints.read_only_hint, hints.destructive_hint, hints.idempotent_hint, hints.open_world_hint),
+            tuple(sorted(tool.output_schema["properties"])),
+        )
+    assert actual == CONTRACT
+
+
+async def test_every_tool_is_described_for_the_model(tools):
+    for name, tool in tools.items():
+        assert tool.description and "Example:" in tool.description, name
+        assert tool.annotations.title, name
+        for parameter, schema in tool.input_schema["properties"].items():
+            if parameter not in ("messages",):
+                assert schema.get("description"), f"{name}.{parameter} has no description"
+
+
+async def test_limits_are_bounded_in_the_schema(tools):
+    for name, tool in tools.items():
+        limit = tool.input_schema["properties"].get("limit")
+        if limit is not None:
+            assert limit.get("maximum") and limit["maximum"] <= 200, name

@@ -1,0 +1,177 @@
+"""Every tool through the SDK's in-memory client, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.mcp_helpers import call, call_error, connect
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_sessions_and_messages(database_url):
+    async with connect(database_url) as client:
+        session = await call(client, "create_session", name="Trip", platform="cli", metadata={"lang": "fr"})
+        assert session["name"] == "Trip" and session["metadata"] == {"lang": "fr"}
+        message = await call(
+            client, "add_message", session_id=session["id"], role="assistant", text_content="Booked.",
+            tool_calls=[{"name": "book", "arguments": {"seats": 2}}],
+        )
+        assert message["role"] == "assistant" and message["tool_calls"][0]["arguments"] == {"seats": 2}
+        batch = await call(
+            client, "add_messages", session_id=session["id"],
+            messages=[{"role": "user", "text_content": "Thanks"}, {"role": "tool", "tool_outputs": {"ok": True}}],
+        )
+        assert [m["role"] for m in batch["messages"]] == ["user", "tool"]
+        history = await call(client, "get_session_history", session_id=session["id"])
+        assert [m["text_content"] for m in history["messages"]] == ["Booked.", "Thanks", None]
+        assert history["next_cursor"] is None and history["start"] == "latest"
+        full = await call(client, "get_message", message_id=message["id"])
+        assert full["text_content"] == "Booked."
+        listed = await call(client, "list_sessions")
+        assert listed["total"] == 1
+        assert listed["sessions"][0]["message_count"] == 3 and listed["sessions"][0]["agent_name"] == "tester"
+
+
+async def test_history_pages_visit_every_message_once_while_appending(database_url):
+    async with connect(database_url) as client:
+        sid = (await call(client, "create_session"))["id"]
+        texts = [f"message {i}" for i in range(23)]
+        await call(client, "add_messages", session_id=sid, messages=[{"role": "user", "text_content": t} for t in texts])
+        seen: list[str] = []
+        page = await call(client, "get_session_history", session_id=sid, limit=5)
+        assert [m["text_content"] for m in page["messages"]] == texts[-5:]  # newest page first, chronological inside
+        seen = [m["text_content"] for m in page["messages"]]
+        while page["next_cursor"]:
+            # New messages arriving between pages must not shift or repeat anything.
+            await call(client, "add_message", session_id=sid, role="assistant", text_content="late arrival")
+            page = await call(client, "get_session_history", session_id=sid, limit=5, cursor=page["next_cursor"])
+            seen = [m["text_content"] for m in page["messages"]] + seen
+        assert seen == texts
+        forward = await call(client, "get_session_history", session_id=sid, limit=100, start="oldest")
+        assert [m["text_content"] for m in forward["messages"]][:23] == texts
+
+
+async def test_list_sessions_pages_newest_first(database_url):
+    async with connect(database_url) as client:
+        ids = [(await call(client, "create_session", name=f"s{i}"))["id"] for i in range(5)]
+        first = await call(client, "list_sessions", limit=2)
+        second = await call(client, "list_sessions", limit=2, cursor=first["next_cursor"])
+        third = await call(client, "list_sessions", limit=2, cursor=second["next_cursor"])
+        order = [s["id"] for page in (first, second, third) for s in page["sessions"]]
+        assert order == ids[::-1]
+        assert third["next_cursor"] is None and first["total"] == 5
+
+
+async def test_store_memory_upserts_by_name_and_reports_scope(database_url):
+    async with connect(database_url) as client:
+        first = await call(client, "store_memory", content="Prefers tea", name="drink")
+        assert first["outcome"] == "created" and first["scope"] == "user"
+        again = await call(client, "store_memory", content="Prefers coffee", name="drink")
+        assert again["id"] == first["id"] and again["outcome"] == "updated" and again["content"] == "Prefers coffee"
+        same = await call(client, "store_memory", content="Prefers coffee", name="drink")
+        assert same["outcome"] == "unchanged"
+        shared = await call(client, "store_memory", content="Office closes at 6pm", scope="agent")
+        assert shared["scope"] == "agent"
+        duplicate = await call(client, "store_memory", content="Office closes at 6pm", scope="agent")
+        assert duplicate["id"] == shared["id"] and duplicate["outcome"] == "unchanged"
+        sid = (await call(client, "create_session"))["id"]
+        scoped = await call(client, "store_memory", content="Talking about Lisbon", session_id=sid)
+        assert scoped["scope"] == "session" and scoped["session_id"] == sid
+
+
+async def test_memory_get_list_delete(database_url):
+    async with connect(database_url) as client:
+        stored = [await call(client, "store_memory", content=f"fact number {i}") for i in range(5)]
+        got = await call(client, "get_memory", memory_id=stored[0]["id"])
+        assert got["content"] == "fact number 0"
+        page1 = await call(client, "list_memories", limit=3)
+        page2 = await call(client, "list_memories", limit=3, cursor=page1["next_cursor"])
+        assert page1["total"] == 5 and page2["next_cursor"] is None
+        assert [m["content"] for m in page1["memories"] + page2["memories"]] == [f"fact number {i}" for i in range(4, -1, -1)]
+        deleted = await call(client, "delete_memory", memory_id=stored[0]["id"])
+        assert deleted == {"id": stored[0]["id"], "deleted": True, "name": None}
+        assert "No memory" in await call_error(client, "get_memory", memory_id=stored[0]["id"])
+        assert (await call(client, "list_memories"))["total"] == 4
+
+
+async def test_long_content_is_truncated_in_listings_only(database_url):
+    async with connect(database_url, listing_preview_chars=100) as client:
+        long_text = "word " * 500
+        stored = await call(client, "store_memory", content=long_text)
+        listed = (await call(client, "list_memories"))["memories"][0]
+        assert listed["truncated"] is True and len(listed["content"]) == 100
+        found = (await call(client, "search_memories", query="word"))["results"][0]
+        assert found["truncated"] is True
+        assert (await call(client, "get_memory", memory_id=stored["id"]))["content"] == long_text
+
+
+async def test_search_memories_natural_language(database_url):
+    async with connect(database_url) as client:
+        await call(client, "store_memory", content="The user's favourite colour is teal", name="colour")
+        await call(client, "store_memory", content="The user works as a nurse in Porto")
+        await call(client, "store_memory", content="Dinner reservations are at eight")
+        result = await call(client, "search_memories", query="What is the user's favourite colour?")
+        assert result["results"][0]["name"] == "colour"
+        assert result["results"][0]["score"] > 0 and "[colour]" in result["results"][0]["snippet"]
+        assert result["scopes_searched"] == ["session", "user", "agent", "global"]
+        only_agent = await call(client, "search_memories", query="favourite colour", scopes=["agent"])
+        assert only_agent["results"] == [] and only_agent["scopes_searched"] == ["agent"]
+
+
+async def test_search_memories_filters(database_url):
+    async with connect(database_url) as client:
+        await call(client, "store_memory", content="Paris trip in May", metadata={"topic": "travel", "year": 2024})
+        await call(client, "store_memory", content="Paris office address", metadata={"topic": "work"})
+        travel = await call(client, "search_memories", query="Paris", metadata={"topic": "travel"})
+        assert [r["content"] for r in travel["results"]] == ["Paris trip in May"]
+        by_number = await call(client, "search_memories", query="Paris", metadata={"year": 2024})
+        assert [r["content"] for r in by_number["results"]] == ["Paris trip in May"]
+        future = await call(client, "search_memories", query="Paris", created_after="2999-01-01T00:00:00Z")
+        assert future["results"] == []
+
+
+async def test_search_history_across_sessions(database_url):
+    async with connect(database_url) as client:
+        first = (await call(client, "create_session", name="one"))["id"]
+        second = (await call(client, "create_session", name="two"))["id"]
+        await call(client, "add_message", session_id=first, role="user", text_content="We should visit Lisbon in spring")
+        await call(client, "add_message", session_id=second, role="user", text_content="My cat is called Miso")
+        found = await call(client, "search_history", query="When are we going to Lisbon?")
+        assert found["results"][0]["session_id"] == first and found["session_id"] is None
+        narrowed = await call(client, "search_history", query="Lisbon", session_id=second)
+        assert narrowed["results"] == [] and narrowed["session_id"] == second
+
+
+async def test_users_are_isolated(database_url):
+    async with connect(database_url, user="ada@example.com") as ada:
+        secret = await call(ada, "store_memory", content="Ada's door code is 4417", name="door")
+        session = await call(ada, "create_session", name="private")
+        await call(ada, "add_message", session_id=session["id"], role="user", text_content="door code 4417")
+    async with connect(database_url, user="bob@example.com") as bob:
+        assert (await call(bob, "search_memories", query="door code"))["results"] == []
+        assert (await call(bob, "search_history", query="door code"))["results"] == []
+        assert (await call(bob, "list_memories"))["total"] == 0
+        assert (await call(bob, "list_sessions"))["total"] == 0
+        assert "No memory" in await call_error(bob, "get_memory", memory_id=secret["id"])
+        assert "No memory" in await call_error(bob, "delete_memory", memory_id=secret["id"])
+        assert "No session" in await call_error(bob, "get_session_history", session_id=session["id"])
+        assert "No session" in await call_error(
+            bob, "add_message", session_id=session["id"], role="user", text_content="intrusion"
+        )
+        assert "No session" in await call_error(bob, "store_memory", content="x", session_id=session["id"])
+        # Bob's own memory of the same name is a different memory.
+        own = await call(bob, "store_memory", content="Bob's door code is 1234", name="door")
+        assert own["id"] != secret["id"] and own["outcome"] == "created"
+    async with connect(database_url, user="ada@example.com") as ada:
+        assert (await call(ada, "get_memory", memory_id=secret["id"]))["content"] == "Ada's door code is 4417"
+
+
+async def test_agent_scope_is_shared_between_users_of_the_agent(database_url):
+    async with connect(database_url, user="ada@example.com") as ada:
+        await call(ada, "store_memory", content="The team standup is at 9:30", scope="agent")
+    async with connect(database_url, user="bob@example.com") as bob:
+        found = await call(bob, "search_memories", query="When is the standup?")
+        assert found["results"][0]["scope"] == "agent"
+    async with connect(database_url, user="bob@example.com", agent="other-agent") as other:
+        assert (await call(other, "search_memories", query="standup"))["results"] == []
