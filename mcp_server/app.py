@@ -27,6 +27,9 @@ Persistent memory and conversation history for this agent and user.
 Ids come from earlier results; never invent them."""
 
 
+_HANDSHAKE_METHODS = frozenset({"initialize", "server/discover"})
+
+
 class MemoryServer(MCPServer[AppState]):
     """MCPServer whose argument-validation errors are one readable line instead of pydantic's report."""
 
@@ -51,8 +54,10 @@ def build_server(settings: Settings) -> MemoryServer:
         state = AppState(settings)
         running.append(state)
         async with anyio.create_task_group() as tasks:
-            # The database opens beside the handshake; tools wait for it (see AppState.db).
-            tasks.start_soon(state.open)
+            state.attach(tasks)
+            if settings.transport != "stdio":
+                # An HTTP server has no per-client handshake to protect: open right away.
+                state.start_opening()
             try:
                 yield state
             finally:
@@ -60,6 +65,13 @@ def build_server(settings: Settings) -> MemoryServer:
             # Leaving the task group waits for an unfinished open instead of cancelling it: a connection
             # abandoned mid-handshake leaves driver threads calling into a closed event loop.
         await state.close()
+
+    async def open_after_handshake(ctx: Any, call_next: Any) -> Any:
+        result = await call_next(ctx)
+        # The initialize (or discover) response is written after this returns; the next message starts the open.
+        if ctx.method not in _HANDSHAKE_METHODS:
+            ctx.lifespan_context.start_opening()
+        return result
 
     server = MemoryServer(
         name="agent-memory",
@@ -69,6 +81,7 @@ def build_server(settings: Settings) -> MemoryServer:
         lifespan=lifespan,
         log_level=settings.log_level,
     )
+    server.middleware.append(open_after_handshake)
     tools_memory.register(server)
     tools_history.register(server)
     # Static resources get no request context; they reach the state of the running server through this list.

@@ -1,7 +1,8 @@
 """Long-lived server state handed to tools through the lifespan: the database and the identity resolver.
 
-The database opens in the background while the server already answers `initialize` (hosts give up on slow
-servers): importing SQLAlchemy and checking the schema runs in a worker thread, and each tool awaits `db()`.
+The database opens in the background once the protocol handshake is done (hosts time slow servers out, and on two
+cores any work beside the handshake slows it): importing SQLAlchemy and checking the schema runs in a worker
+thread, started by the first message after the handshake or by the first `db()` call, whichever comes first.
 Code that imports the data layer (`repository.*` beyond the pure `models` and `textsearch`) must do so only after
 `db()` (or `acting()`) returned: two threads importing the same package at once can see half-initialised modules.
 """
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.abc
 
 from mcp_server.config import Settings
 
@@ -44,7 +46,19 @@ class AppState:
         self._database: Database | None = None
         self._failure: BaseException | None = None
         self._ready = anyio.Event()
+        self._tasks: anyio.abc.TaskGroup | None = None
+        self._opening = False
         self._actors: dict[tuple[str, str], Actor] = {}
+
+    def attach(self, tasks: anyio.abc.TaskGroup) -> None:
+        """Give the state the lifespan's task group, where the database open will run."""
+        self._tasks = tasks
+
+    def start_opening(self) -> None:
+        """Begin opening the database in the background (once; later calls do nothing)."""
+        if not self._opening and self._tasks is not None:
+            self._opening = True
+            self._tasks.start_soon(self.open)
 
     async def open(self) -> None:
         """Import the data layer, connect, and bring the schema up to date (or record why not)."""
@@ -78,6 +92,7 @@ class AppState:
             self._ready.set()
 
     async def db(self) -> Database:
+        self.start_opening()
         await self._ready.wait()
         if self._failure is not None:
             from repository.errors import RepositoryError
