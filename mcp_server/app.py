@@ -9,7 +9,6 @@ from typing import Any
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import CallToolResult
 from pydantic import ValidationError
 
 from mcp_server import resources, tools_history, tools_memory

@@ -63,7 +63,7 @@ def register(server: MCPServer[Any], current_state: Callable[[], AppState | None
             title = chat.name or "Untitled session"
             lines = [f"# {title}", f"session {chat.id}, started {chat.created_at:%Y-%m-%d %H:%M} UTC", ""]
             if page.next_cursor:
-                lines.append(f"(older messages omitted; use get_session_history to page back)\n")
+                lines.append("(older messages omitted; use get_session_history to page back)\n")
             for message in page.messages:
                 body = message.text_content or ""
                 if message.tool_calls:

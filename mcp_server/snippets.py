@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import re
 
-from repository.textsearch import term_matches
+from repository.textsearch import word_stem
 
 WINDOW_WORDS = 30
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 
 
 def snippet(text: str | None, terms: list[str], window: int = WINDOW_WORDS) -> str:
-    """Up to `window` words around the densest cluster of query terms, matches wrapped in [brackets]."""
+    """Up to `window` words around the densest cluster of query stems, matching words wrapped in [brackets]."""
     if not text:
         return ""
     tokens = list(_TOKEN.finditer(text))
     if not tokens:
         return text[:200]
-    hits = [i for i, m in enumerate(tokens) if term_matches(m.group(0), terms)]
+    wanted = set(terms)
+    hits = [i for i, m in enumerate(tokens) if word_stem(m.group(0)) in wanted]
     if not hits:
         start = 0
     else:
@@ -27,9 +28,10 @@ def snippet(text: str | None, terms: list[str], window: int = WINDOW_WORDS) -> s
     end = min(len(tokens), start + window)
     lo, hi = tokens[start].start(), tokens[end - 1].end()
     marked, cursor = [], lo
+    hit_set = set(hits)
     for i in range(start, end):
         m = tokens[i]
-        if i in hits:
+        if i in hit_set:
             marked.append(text[cursor : m.start()])
             marked.append(f"[{m.group(0)}]")
             cursor = m.end()

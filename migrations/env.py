@@ -10,7 +10,6 @@ import asyncio
 import os
 
 from alembic import context
-from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 
 from repository.database import create_engine, default_sqlite_url

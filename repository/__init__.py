@@ -19,6 +19,12 @@ from typing import Any
 # Names are loaded on first use (PEP 562): `import repository.models` alone must not pull in SQLAlchemy, so the
 # MCP server can answer `initialize` before the database layer has finished importing.
 _EXPORTS = {
+    "MemoryFilters": "repository.search",
+    "MemoryHit": "repository.search",
+    "MessageHit": "repository.search",
+    "search_memories": "repository.search",
+    "search_messages": "repository.search",
+    "query_terms": "repository.textsearch",
     "Agent": "repository.models",
     "AgentCreate": "repository.models",
     "AgentUpdate": "repository.models",

@@ -33,8 +33,9 @@ async def get_agent(session: AsyncSession, agent_id: uuid.UUID) -> Agent:
 
 
 async def get_agent_by_name(session: AsyncSession, name: str) -> Agent:
+    # lower() in SQL on both sides folds case exactly like the unique index (SQLite's lower() is ASCII-only).
     row = (
-        await session.execute(select(AgentRow).where(func.lower(AgentRow.name) == name.lower()))
+        await session.execute(select(AgentRow).where(func.lower(AgentRow.name) == func.lower(name)))
     ).scalar_one_or_none()
     if row is None:
         raise NotFoundError(f"No agent named {name!r}.")

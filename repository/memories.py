@@ -21,6 +21,7 @@ from repository.clock import utcnow
 from repository.errors import InvalidInputError, NotFoundError, ReadOnlyError
 from repository.models import Memory, MemoryCreate, MemoryScope, MemoryUpdate, MemoryWrite, Page
 from repository.scope import scope_key_exprs
+from repository.search_index import MEMORY_NEIGHBOUR_WINDOW, batch_contexts, memory_body, relink
 from repository.tables import MemoryRow, SessionRow
 
 MAX_BULK = 10_000
@@ -76,8 +77,23 @@ def scope_kind_is(kind: str) -> ColumnElement[bool]:
 
 def _values(data: MemoryCreate, now: datetime) -> dict[str, Any]:
     values = data.model_dump()
-    values.update(id=uuid.uuid4(), content_hash=content_hash(data.content), created_at=now, updated_at=now)
+    values.update(
+        id=uuid.uuid4(),
+        content_hash=content_hash(data.content),
+        created_at=now,
+        updated_at=now,
+        search_body=memory_body(data.name, data.description, data.content),
+    )
     return values
+
+
+async def _relink(session: AsyncSession, seq: int, scope: MemoryScope) -> None:
+    """Refresh the neighbour context of the memories around `seq` in its scope (see repository.search_index)."""
+    await relink(session, _table, scope_is(scope), [seq], window=MEMORY_NEIGHBOUR_WINDOW)
+
+
+def _scope_of(row: MemoryRow) -> MemoryScope:
+    return MemoryScope(agent_id=row.agent_id, user_id=row.user_id, session_id=row.session_id)
 
 
 async def _check_session_scope(session: AsyncSession, data: MemoryCreate) -> None:
@@ -85,9 +101,10 @@ async def _check_session_scope(session: AsyncSession, data: MemoryCreate) -> Non
     if data.session_id is None:
         return
     owner = (await session.execute(select(SessionRow.user_id).where(SessionRow.id == data.session_id))).scalar()
-    if owner is None:
+    # Another user's session is reported as missing: its existence is not the caller's to learn.
+    if owner is None or (data.user_id is not None and data.user_id != owner):
         raise NotFoundError(f"No session with id {data.session_id}.")
-    if data.user_id != owner:
+    if data.user_id is None:
         raise InvalidInputError("A session-scoped memory must carry the user_id of that session's user.")
 
 
@@ -97,6 +114,7 @@ async def create_memory(session: AsyncSession, data: MemoryCreate) -> Memory:
     row = MemoryRow(**{("metadata_" if k == "metadata" else k): v for k, v in _values(data, utcnow()).items()})
     session.add(row)
     await session.flush()
+    await _relink(session, row.seq, data.scope)
     return Memory.model_validate(row)
 
 
@@ -117,6 +135,7 @@ async def upsert_memory(session: AsyncSession, data: MemoryCreate) -> MemoryWrit
         changes: dict[str, Any] = {
             "content": excluded.content,
             "content_hash": excluded.content_hash,
+            "search_body": excluded.search_body,
             "updated_at": now,
         }
         for field in data.model_fields_set & {"description", "read_mode", "access", "metadata", "expires_at"}:
@@ -135,8 +154,9 @@ async def upsert_memory(session: AsyncSession, data: MemoryCreate) -> MemoryWrit
             index_elements=[literal_column("content_hash"), *scope_key_exprs(dialect)],
             index_where=text("name IS NULL"),
         )
-    written = (await session.execute(stmt.returning(_table.c.id, _table.c.created_at))).first()
+    written = (await session.execute(stmt.returning(_table.c.id, _table.c.seq, _table.c.created_at))).first()
     if written is not None:
+        await _relink(session, written.seq, data.scope)
         outcome = "created" if written.created_at == now else "updated"
         return MemoryWrite(memory=await _fetch(session, written.id), outcome=outcome)
     # Nothing written: an identical memory exists, or a read-only one holds the name.
@@ -164,9 +184,19 @@ async def bulk_insert_memories(session: AsyncSession, items: Sequence[MemoryCrea
         raise InvalidInputError(f"At most {MAX_BULK} memories per bulk insert, got {len(items)}.")
     now = utcnow()
     rows = [_values(item, now) for item in items]
-    stmt = dialect_insert(session, _table).on_conflict_do_nothing()
+    # Neighbour context within the imported batch, per scope, in the order given.
+    by_scope: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        by_scope.setdefault((row["agent_id"], row["user_id"], row["session_id"]), []).append(row)
+    for group in by_scope.values():
+        found = batch_contexts([(r["created_at"], r["search_body"]) for r in group], MEMORY_NEIGHBOUR_WINDOW)
+        for row, ctx in zip(group, found, strict=True):
+            row["search_ctx"] = ctx
+    # RETURNING yields exactly the rows inserted (skipped duplicates return nothing): executemany's rowcount is
+    # not a reliable count of inserted rows on every driver.
+    stmt = dialect_insert(session, _table).on_conflict_do_nothing().returning(_table.c.seq)
     result = await session.execute(stmt, rows)
-    return int(result.rowcount or 0) if result.rowcount and result.rowcount > 0 else len(rows)
+    return len(result.all())
 
 
 async def _one(session: AsyncSession, condition: ColumnElement[bool]) -> MemoryRow:
@@ -227,7 +257,12 @@ async def update_memory(
         setattr(row, "metadata_" if field == "metadata" else field, getattr(data, field))
     if "content" in data.model_fields_set and data.content is not None:
         row.content_hash = content_hash(data.content)
+    text_changed = bool(data.model_fields_set & {"content", "name", "description"})
+    if text_changed:
+        row.search_body = memory_body(row.name, row.description, row.content)
     await session.flush()
+    if text_changed:
+        await _relink(session, row.seq, _scope_of(row))
     return Memory.model_validate(row)
 
 
@@ -251,6 +286,7 @@ async def delete_memory(
         raise ReadOnlyError(f"Memory {memory_id} is read-only and cannot be deleted by an agent.")
     memory = Memory.model_validate(row)
     await session.execute(delete(MemoryRow).where(MemoryRow.seq == row.seq))
+    await _relink(session, row.seq, _scope_of(row))
     return memory
 
 

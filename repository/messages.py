@@ -18,6 +18,7 @@ from repository._paging import check_window, count, decode_cursor, encode_cursor
 from repository.clock import utcnow
 from repository.errors import InvalidInputError, NotFoundError
 from repository.models import HistoryPage, Message, MessageCreate, MessageUpdate, Page
+from repository.search_index import message_body, relink
 from repository.tables import MessageRow, SessionRow
 
 MAX_BATCH = 1000
@@ -57,10 +58,20 @@ async def add_messages(
         session_user, session_agent = owners[item.session_id]
         values["user_id"] = values["user_id"] or session_user
         values["agent_id"] = values["agent_id"] or session_agent
-        rows.append(MessageRow(id=uuid.uuid4(), created_at=now, updated_at=now, **values))
+        rows.append(
+            MessageRow(
+                id=uuid.uuid4(),
+                created_at=now,
+                updated_at=now,
+                search_body=message_body(item.text_content),
+                **values,
+            )
+        )
     # add_all + flush inserts in list order, so seq follows the caller's order.
     session.add_all(rows)
     await session.flush()
+    for sid in session_ids:
+        await _relink(session, sid, [row.seq for row in rows if row.session_id == sid])
     for sid in session_ids:
         added = sum(1 for item in items if item.session_id == sid)
         await session.execute(
@@ -69,6 +80,11 @@ async def add_messages(
             .values(message_count=SessionRow.message_count + added, updated_at=now)
         )
     return [Message.model_validate(row) for row in rows]
+
+
+async def _relink(session: AsyncSession, session_id: uuid.UUID, seqs: list[int]) -> None:
+    """Refresh the neighbour context of the messages around `seqs` (see repository.search_index)."""
+    await relink(session, MessageRow.__table__, MessageRow.session_id == session_id, seqs)
 
 
 async def _row(session: AsyncSession, message_id: uuid.UUID, user_id: uuid.UUID | None) -> MessageRow:
@@ -88,13 +104,18 @@ async def update_message(
     row = await _row(session, message_id, user_id)
     for field in data.model_fields_set:
         setattr(row, field, getattr(data, field))
+    if "text_content" in data.model_fields_set:
+        row.search_body = message_body(row.text_content)
     await session.flush()
+    if "text_content" in data.model_fields_set:
+        await _relink(session, row.session_id, [row.seq])
     return Message.model_validate(row)
 
 
 async def delete_message(session: AsyncSession, message_id: uuid.UUID, *, user_id: uuid.UUID | None = None) -> None:
     row = await _row(session, message_id, user_id)
     await session.execute(delete(MessageRow).where(MessageRow.seq == row.seq))
+    await _relink(session, row.session_id, [row.seq])
     await session.execute(
         update(SessionRow).where(SessionRow.id == row.session_id).values(message_count=SessionRow.message_count - 1)
     )
@@ -146,7 +167,11 @@ async def get_history(
     direction = start
     if cursor is not None:
         position = decode_cursor(cursor, "history")
-        if position.get("s") != str(session_id) or not isinstance(position.get("q"), int):
+        if (
+            position.get("s") != str(session_id)
+            or not isinstance(position.get("q"), int)
+            or position.get("d") not in ("latest", "oldest")
+        ):
             raise InvalidInputError("cursor belongs to another session or listing: omit it to start again.")
         direction = position["d"]
         query = query.where(MessageRow.seq < position["q"] if direction == "latest" else MessageRow.seq > position["q"])

@@ -10,13 +10,16 @@ import uuid
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 Role = Literal["user", "assistant", "system", "tool"]
 ReadMode = Literal["system_prompt", "tool"]
 Access = Literal["read_only", "read_write"]
 
 T = TypeVar("T")
+
+# agents.run_id is a 32-bit INTEGER column: PostgreSQL rejects anything wider with driver text.
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 
 
 def _reject_nul(value: Any) -> Any:
@@ -43,6 +46,17 @@ class _Input(BaseModel):
         return _reject_nul(value)
 
 
+def _not_null(*fields: str) -> Any:
+    """Refuse an explicit None for JSON fields of NOT NULL columns (it would be stored as JSON null)."""
+
+    def check(cls: type, value: Any) -> Any:
+        if value is None:
+            raise ValueError("must not be null: omit the field to keep the stored value")
+        return value
+
+    return field_validator(*fields)(classmethod(check))
+
+
 class _Output(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -60,6 +74,8 @@ class UserUpdate(_Input):
     email: str | None = Field(default=None, max_length=320)
     phone_number: str | None = Field(default=None, max_length=64)
     user_data: dict[str, Any] | None = None
+
+    _user_data_not_null = _not_null("user_data")
 
 
 class User(_Output):
@@ -81,7 +97,7 @@ class AgentCreate(_Input):
     description: str | None = None
     config: dict[str, Any] = Field(default_factory=dict)
     active: bool = True
-    run_id: int = 1
+    run_id: int = Field(default=1, ge=_INT32_MIN, le=_INT32_MAX)
     system_prompt: str | None = None
 
 
@@ -92,8 +108,10 @@ class AgentUpdate(_Input):
     description: str | None = None
     config: dict[str, Any] | None = None
     active: bool | None = None
-    run_id: int | None = None
+    run_id: int | None = Field(default=None, ge=_INT32_MIN, le=_INT32_MAX)
     system_prompt: str | None = None
+
+    _config_not_null = _not_null("config")
 
 
 class Agent(_Output):
@@ -125,7 +143,9 @@ class SessionUpdate(_Input):
     name: str | None = Field(default=None, max_length=500)
     platform: str | None = Field(default=None, max_length=100)
     metadata: dict[str, Any] | None = None
-    run_finished_at: datetime | None = None
+    run_finished_at: AwareDatetime | None = None
+
+    _metadata_not_null = _not_null("metadata")
 
 
 class Session(_Output):
@@ -216,7 +236,7 @@ class MemoryCreate(_Input):
     read_mode: ReadMode = "tool"
     access: Access = "read_write"
     metadata: dict[str, Any] = Field(default_factory=dict)
-    expires_at: datetime | None = None
+    expires_at: AwareDatetime | None = None
 
     @property
     def scope(self) -> MemoryScope:
@@ -230,7 +250,9 @@ class MemoryUpdate(_Input):
     read_mode: ReadMode | None = None
     access: Access | None = None
     metadata: dict[str, Any] | None = None
-    expires_at: datetime | None = None
+    expires_at: AwareDatetime | None = None
+
+    _metadata_not_null = _not_null("metadata")
 
 
 class Memory(_Output):

@@ -1,7 +1,12 @@
-"""Ranked full-text search over memories and messages, on FTS5 (SQLite) and tsvector (PostgreSQL).
+"""Ranked search over memories and messages: full-text candidates, then BM25F in Python, on both backends.
 
-Queries are natural language: they are reduced to their content words in Python (`repository.textsearch`), so no
-character a user types can reach the full-text engine as syntax, and both backends see the same terms.
+1. The question is reduced to stems (`textsearch.query_terms`); none left means no results, not an error.
+2. Collection statistics (document frequencies, average field lengths) come from the database: `search_stats`,
+   plus FTS5's own vocabulary table on SQLite and the trigger-kept `search_terms` table on PostgreSQL.
+3. Stems found in more than COMMON_TERM_SHARE of all rows are left out of the candidate query (they would make it
+   match most of the table) but still count in the final score.
+4. The full-text index returns at most CANDIDATES visible rows, ordered by the engine's own cheap rank.
+5. BM25F over body and neighbour context (`textsearch.bm25f_scores`) orders them; the same code on both backends.
 """
 
 from __future__ import annotations
@@ -12,19 +17,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, column, func, literal_column, or_, select, table, text
+from sqlalchemy import ColumnElement, and_, column, func, literal_column, or_, select, table, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from repository.memories import not_expired, visible_to
 from repository.models import Memory, Message
-from repository.tables import MemoryRow, MessageRow, SessionRow
-from repository.textsearch import query_terms
+from repository.tables import MemoryRow, MessageRow, SearchStatsRow, SessionRow
+from repository.textsearch import B, CTX_WEIGHT, K1, bm25f_scores, fts5_match, pg_tsquery, query_terms
 
 MAX_RESULTS = 100
+CANDIDATES = 100
+COMMON_TERM_SHARE = 0.25
 
-# The FTS5 virtual tables (created by the migrations), as much of them as queries need.
-_memories_fts = table("memories_fts", column("rowid"))
-_messages_fts = table("messages_fts", column("rowid"))
+# The FTS5 tables and their vocabularies (created by the migrations), as much of them as queries need.
+_fts = {name: table(name, column("rowid")) for name in ("memories_fts", "messages_fts")}
+_vocab = {name: table(f"{name}_vocab", column("term"), column("doc")) for name in ("memories_fts", "messages_fts")}
+_search_terms = table("search_terms", column("kind"), column("term"), column("df"))
 
 
 @dataclass(frozen=True)
@@ -50,7 +58,74 @@ class MemoryFilters:
     created_before: datetime | None = None
 
 
-def _scope_condition(user_id: uuid.UUID, agent_id: uuid.UUID, filters: MemoryFilters) -> Any:
+@dataclass(frozen=True)
+class _Stats:
+    n_docs: int
+    avg_body: float
+    avg_ctx: float
+    df: dict[str, int]
+
+
+async def _stats(session: AsyncSession, kind: str, fts_name: str, terms: Sequence[str]) -> _Stats:
+    row = (await session.execute(select(SearchStatsRow).where(SearchStatsRow.kind == kind))).scalar_one()
+    n = max(int(row.n_docs), 0)
+    if session.get_bind().dialect.name == "sqlite":
+        vocab = _vocab[fts_name]
+        found = await session.execute(select(vocab.c.term, vocab.c.doc).where(vocab.c.term.in_(list(terms))))
+    else:
+        found = await session.execute(
+            select(_search_terms.c.term, _search_terms.c.df).where(
+                _search_terms.c.kind == kind, _search_terms.c.term.in_(list(terms))
+            )
+        )
+    df = {term: int(count) for term, count in found.all()}
+    return _Stats(
+        n_docs=n,
+        avg_body=(row.body_len / n) if n else 0.0,
+        avg_ctx=(row.ctx_len / n) if n else 0.0,
+        df=df,
+    )
+
+
+def _candidate_terms(terms: Sequence[str], stats: _Stats) -> list[str]:
+    """Terms worth asking the index for: present somewhere, and not in most rows (unless nothing else is left)."""
+    present = [t for t in terms if stats.df.get(t, 0) > 0]
+    limit = max(COMMON_TERM_SHARE * stats.n_docs, 1)
+    selective = [t for t in present if stats.df[t] <= limit]
+    if selective or not present:
+        return selective
+    return [min(present, key=lambda t: stats.df[t])]
+
+
+def _rank(rows: Sequence[Any], terms: Sequence[str], stats: _Stats) -> list[tuple[Any, float]]:
+    docs = [(row.search_body.split(), row.search_ctx.split()) for row in rows]
+    scores = bm25f_scores(
+        {t: 1.0 for t in terms},
+        docs,
+        (1.0, CTX_WEIGHT),
+        stats.df,
+        max(stats.n_docs, 1),
+        (stats.avg_body, stats.avg_ctx),
+        k1=K1,
+        b=B,
+    )
+    ranked = sorted(zip(rows, scores, strict=True), key=lambda pair: (-pair[1], -pair[0].seq))
+    return [(row, score) for row, score in ranked if score > 0]
+
+
+def _match_condition(session: AsyncSession, row_table: Any, fts_name: str, terms: list[str]) -> tuple[Any, Any, Any]:
+    """(join target or None, WHERE clause, ORDER BY) selecting rows that contain any of `terms`."""
+    if session.get_bind().dialect.name == "sqlite":
+        fts = _fts[fts_name]
+        match = text(f"{fts_name} MATCH :match").bindparams(match=fts5_match(terms))
+        rank = literal_column(f"bm25({fts_name}, 1.0, {CTX_WEIGHT})")
+        return (fts, fts.c.rowid == row_table.seq), match, rank.asc()
+    query = func.to_tsquery("simple", pg_tsquery(terms))
+    vector = literal_column(f"{row_table.__tablename__}.search_tsv")
+    return None, vector.op("@@")(query), func.ts_rank(vector, query, 1).desc()
+
+
+def _scope_condition(user_id: uuid.UUID, agent_id: uuid.UUID, filters: MemoryFilters) -> ColumnElement[bool]:
     parts = []
     if "user" in filters.scopes:
         parts.append(and_(MemoryRow.agent_id == agent_id, MemoryRow.user_id == user_id, MemoryRow.session_id.is_(None)))
@@ -64,18 +139,25 @@ def _scope_condition(user_id: uuid.UUID, agent_id: uuid.UUID, filters: MemoryFil
             session_part = and_(session_part, MemoryRow.session_id == filters.session_id)
         parts.append(session_part)
     # Always inside the visibility rules, whatever the scopes say.
-    return and_(visible_to(user_id, agent_id), or_(*parts)) if parts else literal_column("1=0")
+    return and_(visible_to(user_id, agent_id), or_(*parts)) if parts else literal_column("1 = 0")
 
 
-def _memory_filters(query: Any, filters: MemoryFilters) -> Any:
-    query = query.where(not_expired())
+def _memory_filters(filters: MemoryFilters) -> list[ColumnElement[bool]]:
+    conditions = [not_expired()]
     for key, value in (filters.metadata or {}).items():
-        query = query.where(MemoryRow.metadata_[key].as_string() == str(value))
+        element = MemoryRow.metadata_[key]
+        # Compare as the JSON type of the filter value: 2024 matches the number 2024, "2024" the string.
+        if isinstance(value, bool):
+            conditions.append(element.as_boolean() == value)
+        elif isinstance(value, int | float):
+            conditions.append(element.as_float() == float(value))
+        else:
+            conditions.append(element.as_string() == str(value))
     if filters.created_after is not None:
-        query = query.where(MemoryRow.created_at >= filters.created_after)
+        conditions.append(MemoryRow.created_at >= filters.created_after)
     if filters.created_before is not None:
-        query = query.where(MemoryRow.created_at < filters.created_before)
-    return query
+        conditions.append(MemoryRow.created_at < filters.created_before)
+    return conditions
 
 
 async def search_memories(
@@ -92,28 +174,22 @@ async def search_memories(
     terms = query_terms(query)
     if not terms:
         return []
-    limit = max(1, min(limit, MAX_RESULTS))
-    scope = _scope_condition(user_id, agent_id, filters)
-    if session.get_bind().dialect.name == "sqlite":
-        match = " OR ".join(f'"{t}"' for t in terms)
-        rank = literal_column("bm25(memories_fts, 5.0, 1.0, 2.0)")
-        stmt = (
-            select(MemoryRow, rank.label("rank"))
-            .join(_memories_fts, _memories_fts.c.rowid == MemoryRow.seq)
-            .where(text("memories_fts MATCH :match").bindparams(match=match), scope)
-            .order_by(rank)
-            .limit(limit)
-        )
-        rows = (await session.execute(_memory_filters(stmt, filters))).all()
-        return [MemoryHit(Memory.model_validate(row), -float(score)) for row, score in rows]
-    tsquery = func.to_tsquery("english", " | ".join(terms))
-    vector = literal_column("memories.search_vector")
-    rank = func.ts_rank_cd(vector, tsquery, 32)
-    stmt = (
-        select(MemoryRow, rank.label("rank")).where(vector.op("@@")(tsquery), scope).order_by(rank.desc()).limit(limit)
+    stats = await _stats(session, "memory", "memories_fts", terms)
+    wanted = _candidate_terms(terms, stats)
+    if not wanted:
+        return []
+    join, match, order = _match_condition(session, MemoryRow, "memories_fts", wanted)
+    statement = select(MemoryRow)
+    if join is not None:
+        statement = statement.join(*join)
+    statement = (
+        statement.where(match, _scope_condition(user_id, agent_id, filters), *_memory_filters(filters))
+        .order_by(order)
+        .limit(CANDIDATES)
     )
-    rows = (await session.execute(_memory_filters(stmt, filters))).all()
-    return [MemoryHit(Memory.model_validate(row), float(score)) for row, score in rows]
+    rows = (await session.execute(statement)).scalars().all()
+    ranked = _rank(rows, terms, stats)[: max(1, min(limit, MAX_RESULTS))]
+    return [MemoryHit(Memory.model_validate(row), score) for row, score in ranked]
 
 
 async def search_messages(
@@ -129,32 +205,20 @@ async def search_messages(
     terms = query_terms(query)
     if not terms:
         return []
-    limit = max(1, min(limit, MAX_RESULTS))
+    stats = await _stats(session, "message", "messages_fts", terms)
+    wanted = _candidate_terms(terms, stats)
+    if not wanted:
+        return []
     owned = select(SessionRow.id).where(SessionRow.user_id == user_id)
     if agent_id is not None:
         owned = owned.where(SessionRow.agent_id == agent_id)
     if session_ids:
         owned = owned.where(SessionRow.id.in_(list(session_ids)))
-    if session.get_bind().dialect.name == "sqlite":
-        match = " OR ".join(f'"{t}"' for t in terms)
-        rank = literal_column("bm25(messages_fts)")
-        stmt = (
-            select(MessageRow, rank.label("rank"))
-            .join(_messages_fts, _messages_fts.c.rowid == MessageRow.seq)
-            .where(text("messages_fts MATCH :match").bindparams(match=match), MessageRow.session_id.in_(owned))
-            .order_by(rank)
-            .limit(limit)
-        )
-        rows = (await session.execute(stmt)).all()
-        return [MessageHit(Message.model_validate(row), -float(score)) for row, score in rows]
-    tsquery = func.to_tsquery("english", " | ".join(terms))
-    vector = literal_column("messages.search_vector")
-    rank = func.ts_rank_cd(vector, tsquery, 32)
-    stmt = (
-        select(MessageRow, rank.label("rank"))
-        .where(vector.op("@@")(tsquery), MessageRow.session_id.in_(owned))
-        .order_by(rank.desc())
-        .limit(limit)
-    )
-    rows = (await session.execute(stmt)).all()
-    return [MessageHit(Message.model_validate(row), float(score)) for row, score in rows]
+    join, match, order = _match_condition(session, MessageRow, "messages_fts", wanted)
+    statement = select(MessageRow)
+    if join is not None:
+        statement = statement.join(*join)
+    statement = statement.where(match, MessageRow.session_id.in_(owned)).order_by(order).limit(CANDIDATES)
+    rows = (await session.execute(statement)).scalars().all()
+    ranked = _rank(rows, terms, stats)[: max(1, min(limit, MAX_RESULTS))]
+    return [MessageHit(Message.model_validate(row), score) for row, score in ranked]

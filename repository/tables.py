@@ -156,6 +156,9 @@ class MessageRow(Base):
     flagged: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow, nullable=False)
+    # Stems of the text and of the neighbouring messages' text (repository.search_index maintains both).
+    search_body: Mapped[str] = mapped_column(Text, default="", nullable=False)
+    search_ctx: Mapped[str] = mapped_column(Text, default="", nullable=False)
 
     __table_args__ = (
         CheckConstraint("role IN ('user', 'assistant', 'system', 'tool')", name="role"),
@@ -164,6 +167,17 @@ class MessageRow(Base):
         Index("ix_messages_user_id", "user_id"),
         Index("ix_messages_agent_id", "agent_id"),
     )
+
+
+class SearchStatsRow(Base):
+    """Collection statistics for BM25 (kept exact by database triggers, see the migrations)."""
+
+    __tablename__ = "search_stats"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    n_docs: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    body_len: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    ctx_len: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
 class MemoryRow(TimestampMixin, Base):
@@ -183,6 +197,9 @@ class MemoryRow(TimestampMixin, Base):
     access: Mapped[str] = mapped_column(String(20), default="read_write", nullable=False)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JsonType, default=dict, nullable=False)
     expires_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # Stems of name, description and content, and of the memories stored just before and after in the same scope.
+    search_body: Mapped[str] = mapped_column(Text, default="", nullable=False)
+    search_ctx: Mapped[str] = mapped_column(Text, default="", nullable=False)
 
     __table_args__ = (
         CheckConstraint("read_mode IN ('system_prompt', 'tool')", name="read_mode"),

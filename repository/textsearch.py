@@ -1,38 +1,209 @@
-"""Natural-language query handling shared by both backends.
+"""Text processing and ranking for search, identical on SQLite and PostgreSQL.
 
-A query becomes a list of lower-case content words: letters and digits only, so quotes, `*`, `-`, `:`, `NEAR(`,
-parentheses and operator words can never reach FTS5 or to_tsquery as syntax.
+All linguistics (tokenising, stopwords, stemming) happens here; the databases see only space-separated stems
+(`search_body` / `search_ctx` columns) indexed without linguistics of their own (FTS5 `unicode61`, PostgreSQL
+`simple`). The full-text index only generates a bounded set of candidates; the final order is a BM25F computed
+here, so both backends rank the same candidates the same way.
+
+User input is reduced to letter/digit tokens before it reaches FTS5 MATCH or to_tsquery, and every term is quoted
+as well: no query can raise a syntax error. A query without usable terms yields no MATCH expression at all: the
+caller returns no results without touching the database.
+
+Design and measurements: docs/benchmarks.md (LoCoMo recall).
 """
 
 from __future__ import annotations
 
+import math
 import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 
-MAX_QUERY_TERMS = 32
+from repository.stemmer import stem
 
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
-
-# English function words and question words: they carry no topic, and OR-ing them matches almost every row.
+# ---------------------------------------------------------------------------
+# Generic English function words (the usual IR list), including the fragments
+# that apostrophe splitting leaves behind ("don't" -> "don" + "t").
 STOPWORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before being below between
-    both but by can could did do does doing down during each few for from further had has have having he her here
-    hers herself him himself his how i if in into is it its itself just me more most my myself no nor not now of
-    off on once only or other our ours ourselves out over own same she should so some such than that the their
-    theirs them themselves then there these they this those through to too under until up very was we were what
-    when where which while who whom why will with would you your yours yourself yourselves near""".split()
+    """
+    a about above after again against all am an and any are aren as at be because been
+    before being below between both but by can cannot could couldn did didn do does doesn
+    doing don down during each few for from further had hadn has hasn have haven having he
+    her here hers herself him himself his how i if in into is isn it its itself just let
+    ll me more most mustn my myself no nor not now of off on once only or other ought our
+    ours ourselves out over own re s same shan she should shouldn so some such t than that
+    the their theirs them themselves then there these they this those through to too under
+    until up ve very was wasn we were weren what when where which while who whom why will
+    with won would wouldn you your yours yourself yourselves d m o y ma
+    also yeah yes oh hey hi wow ok okay lol
+    """.split()
+)
+
+# Extra words that are pure *question scaffolding* in natural-language queries
+# ("What kind of ...", "Would X be likely to ...").  Applied to QUERIES only,
+# never to stored text.  They are generic English question phrasing, not words
+# picked from any evaluation set.
+QUERY_STOPWORDS = STOPWORDS | frozenset(
+    """
+    kind kinds type types sort sorts
+    likely might may must
+    anything something someone somebody thing things
+    """.split()
+)
+
+# ---------------------------------------------------------------------------
+# Tokenisation
+# ---------------------------------------------------------------------------
+_WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)  # runs of unicode letters/digits
+_APOS_RE = re.compile(r"['\u2019\u2018\u02bc`]s\b", re.IGNORECASE)  # possessive 's
+_APOS_ANY = re.compile(r"['\u2019\u2018\u02bc`]")
+
+
+def _fold(text: str) -> str:
+    """Lowercase + strip diacritics (NFKD) so 'Café' == 'cafe'."""
+    text = unicodedata.normalize("NFKD", text.lower())
+    return "".join(ch for ch in text if not unicodedata.combining(ch))
+
+
+def raw_tokens(text: str) -> list[str]:
+    """Lowercased, diacritic-folded word tokens.  Possessive 's is dropped
+    ("Caroline's" -> "caroline"); other apostrophes join ("don't" -> "dont")."""
+    if not text:
+        return []
+    t = _fold(text)
+    t = _APOS_RE.sub("", t)
+    t = _APOS_ANY.sub("", t)
+    # Tokens longer than MAX_TOKEN_LEN are dropped (PG silently drops words
+    # > 2047 bytes from a tsvector; capping here keeps both backends identical).
+    return [w for w in _WORD_RE.findall(t) if len(w) <= MAX_TOKEN_LEN]
+
+
+MAX_TOKEN_LEN = 64
+
+
+def analyze(text: str, *, query: bool = False, stopwords: frozenset | None = None) -> list[str]:
+    """Full pipeline: tokens -> stopword removal -> Porter stem.
+
+    Stored text and queries must go through the same function (query=True only
+    switches to the larger query stoplist).  Single letters are dropped, digits
+    are kept ("2023", "5k")."""
+    sw = stopwords if stopwords is not None else (QUERY_STOPWORDS if query else STOPWORDS)
+    out = []
+    for tok in raw_tokens(text):
+        if tok in sw or (len(tok) == 1 and not tok.isdigit()):
+            continue
+        # Contractions joined above ("dont", "im", "ive") are stopwords too.
+        if tok in _CONTRACTIONS:
+            continue
+        out.append(stem(tok))
+    return out
+
+
+_CONTRACTIONS = frozenset(
+    """
+    im ive id ill youre youve youd youll hes shes its were theyre theyve theyd theyll
+    dont doesnt didnt isnt arent wasnt werent havent hasnt hadnt wont wouldnt cant couldnt
+    shouldnt thats whats wheres whos hows lets theres heres
+    """.split()
 )
 
 
-def query_terms(query: str) -> list[str]:
-    """Distinct content words of `query`, in order, at most MAX_QUERY_TERMS."""
+def normalize_for_index(text: str) -> str:
+    """The string stored in the indexed column: space-separated stems."""
+    return " ".join(analyze(text))
+
+
+def query_terms(question: str, max_terms: int = 32) -> list[str]:
+    """Distinct query stems in first-occurrence order (bounded)."""
     seen: dict[str, None] = {}
-    for word in _WORD.findall(query.lower()):
-        if word not in STOPWORDS and word not in seen:
-            seen[word] = None
-    return list(seen)[:MAX_QUERY_TERMS]
+    for t in analyze(question, query=True):
+        seen.setdefault(t, None)
+        if len(seen) >= max_terms:
+            break
+    return list(seen)
 
 
-def term_matches(word: str, terms: list[str]) -> bool:
-    """Whether a word of a text matches one of the query terms (same word, or the same stem by prefix)."""
-    lowered = word.lower()
-    return any(lowered == t or (len(t) >= 4 and lowered.startswith(t[: max(4, len(t) - 2)])) for t in terms)
+# ---------------------------------------------------------------------------
+# Backend query strings.  Terms come from query_terms(), i.e. they are already
+# [^\W_]+ tokens; we still quote / validate defensively.
+# ---------------------------------------------------------------------------
+_SAFE_TERM = re.compile(r"^[^\W_]+$", re.UNICODE)
+
+
+def _safe(terms: Iterable[str]) -> list[str]:
+    return [t for t in terms if t and _SAFE_TERM.match(t)]
+
+
+def fts5_match(terms: Sequence[str]) -> str | None:
+    """FTS5 MATCH expression: '"t1" OR "t2" ...' (each term a quoted string, so
+    AND/OR/NOT/NEAR or '*' inside a term can never act as an operator).
+    None -> caller returns no results."""
+    terms = _safe(terms)
+    if not terms:
+        return None
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+
+
+def pg_tsquery(terms: Sequence[str]) -> str | None:
+    """to_tsquery('simple', ...) text: 't1' | 't2' ... (single-quoted lexemes,
+    so & | ! ( ) : * <-> in user input can't be operators)."""
+    terms = _safe(terms)
+    if not terms:
+        return None
+    return " | ".join("'" + t.replace("'", "''") + "'" for t in terms)
+
+
+# ---------------------------------------------------------------------------
+# Ranking: BM25F over a bounded candidate set.
+# ---------------------------------------------------------------------------
+# Tuned on LoCoMo-dev (curve is flat: k1 in [0.6, 1.6] and b in [0, 0.3] all
+# within ~0.01 recall@5).  Chat turns are short and the informative ones are
+# the longer ones, so length normalisation is kept weak (b = 0.2 << 0.75).
+K1 = 0.9
+B = 0.2
+CTX_WEIGHT = 0.35  # weight of the neighbour-context field relative to the body
+CTX_WINDOW = 2  # history: messages on each side that form the context field
+
+
+def idf(df: int, n_docs: int) -> float:
+    """BM25 (Robertson/Lucene) idf, always > 0."""
+    return math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
+
+
+def bm25f_scores(
+    query_weights: Mapping[str, float],
+    docs: Sequence[Sequence[Sequence[str]]],
+    field_weights: Sequence[float],
+    df: Mapping[str, int],
+    n_docs: int,
+    avg_len: Sequence[float],
+    k1: float = K1,
+    b: float = B,
+) -> list[float]:
+    """BM25F (Robertson et al. 2004 "simple BM25F"): per-field length-normalised
+    term frequencies are combined with field weights, then saturated once.
+
+    docs[i][f] is the token list of field f of candidate i; avg_len[f] is the
+    collection-wide average length of field f (from the stats table)."""
+    idfs = {t: idf(df.get(t, 0), n_docs) * w for t, w in query_weights.items()}
+    out = []
+    for fields in docs:
+        counters = [Counter(toks) for toks in fields]
+        norms = [(1.0 - b) + b * (len(toks) / avg_len[f] if avg_len[f] > 0 else 1.0) for f, toks in enumerate(fields)]
+        s = 0.0
+        for t, wi in idfs.items():
+            tf = 0.0
+            for f, c in enumerate(counters):
+                n = c.get(t)
+                if n:
+                    tf += field_weights[f] * n / norms[f]
+            if tf:
+                s += wi * tf / (tf + k1)
+        out.append(s)
+    return out
+
+
+def word_stem(word: str) -> str:
+    """The stem a single word of stored text is indexed under (for marking matches in snippets)."""
+    return stem(_fold(word))

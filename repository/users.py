@@ -33,8 +33,9 @@ async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User:
 
 
 async def get_user_by_email(session: AsyncSession, email: str) -> User:
+    # lower() in SQL on both sides folds case exactly like the unique index (SQLite's lower() is ASCII-only).
     row = (
-        await session.execute(select(UserRow).where(func.lower(UserRow.email) == email.lower()))
+        await session.execute(select(UserRow).where(func.lower(UserRow.email) == func.lower(email)))
     ).scalar_one_or_none()
     if row is None:
         raise NotFoundError(f"No user with email {email!r}.")

@@ -20,7 +20,7 @@ from repository import Database, ensure_schema
 
 PG_SERVER = os.environ.get("AGENT_MEMORY_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432")
 ON_CI = os.environ.get("CI", "").lower() == "true"
-TABLES = "memories, messages, sessions, agents, users"
+TABLES = "memories, messages, sessions, agents, users, search_terms"
 
 
 @pytest.fixture(scope="session")
@@ -110,6 +110,8 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
             from sqlalchemy import text
 
             await conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+            # TRUNCATE fires no row or statement triggers: reset the search statistics they keep.
+            await conn.execute(text("UPDATE search_stats SET n_docs = 0, body_len = 0, ctx_len = 0"))
         await database.dispose()
 
     _run(empty())

@@ -28,6 +28,14 @@ def _timestamps() -> list[sa.Column]:
     return [sa.Column("created_at", TS, nullable=False), sa.Column("updated_at", TS, nullable=False)]
 
 
+def _search_columns() -> list[sa.Column]:
+    # Stems of the row's own text, and of its neighbours' (repository.search_index keeps both).
+    return [
+        sa.Column("search_body", sa.Text(), nullable=False, server_default=""),
+        sa.Column("search_ctx", sa.Text(), nullable=False, server_default=""),
+    ]
+
+
 def upgrade() -> None:
     dialect = op.get_bind().dialect.name
     op.create_table(
@@ -89,6 +97,7 @@ def upgrade() -> None:
         sa.Column("user_feedback", sa.Text()),
         sa.Column("flagged", sa.Boolean(), nullable=False),
         *_timestamps(),
+        *_search_columns(),
         sa.CheckConstraint("role IN ('user', 'assistant', 'system', 'tool')", name="ck_messages_role"),
     )
     op.create_index("ix_messages_session_seq", "messages", ["session_id", "seq"])
@@ -111,6 +120,7 @@ def upgrade() -> None:
         sa.Column("metadata", JSON, nullable=False),
         sa.Column("expires_at", TS),
         *_timestamps(),
+        *_search_columns(),
         sa.CheckConstraint("read_mode IN ('system_prompt', 'tool')", name="ck_memories_read_mode"),
         sa.CheckConstraint("access IN ('read_only', 'read_write')", name="ck_memories_access"),
     )
@@ -122,91 +132,128 @@ def upgrade() -> None:
     op.execute(f"CREATE UNIQUE INDEX uq_memories_name_scope ON memories (name, {scope}) WHERE name IS NOT NULL")
     op.execute(f"CREATE UNIQUE INDEX uq_memories_content_scope ON memories (content_hash, {scope}) WHERE name IS NULL")
 
+    op.create_table(
+        "search_stats",
+        sa.Column("kind", sa.String(16), primary_key=True),
+        sa.Column("n_docs", sa.BigInteger(), nullable=False),
+        sa.Column("body_len", sa.BigInteger(), nullable=False),
+        sa.Column("ctx_len", sa.BigInteger(), nullable=False),
+    )
+    op.execute(
+        "INSERT INTO search_stats (kind, n_docs, body_len, ctx_len) VALUES ('memory', 0, 0, 0), ('message', 0, 0, 0)"
+    )
     if dialect == "sqlite":
         _sqlite_fulltext()
     else:
+        op.create_table(
+            "search_terms",
+            sa.Column("kind", sa.String(16), primary_key=True),
+            sa.Column("term", sa.Text(), primary_key=True),
+            sa.Column("df", sa.BigInteger(), nullable=False),
+        )
         _postgres_fulltext()
 
 
+# Token count of a space-separated stem string, the same expression on both backends.
+def _ntok(column: str) -> str:
+    return f"(CASE WHEN {column} = '' THEN 0 ELSE length({column}) - length(replace({column}, ' ', '')) + 1 END)"
+
+
 def _sqlite_fulltext() -> None:
-    # External-content FTS5 tables kept in step by triggers, inside the writing transaction.
-    tokenize = "tokenize = 'porter unicode61 remove_diacritics 2'"
-    op.execute(
-        "CREATE VIRTUAL TABLE memories_fts USING fts5("
-        f"name, description, content, content='memories', content_rowid='seq', {tokenize})"
-    )
-    op.execute(
-        """CREATE TRIGGER memories_fts_ai AFTER INSERT ON memories BEGIN
-            INSERT INTO memories_fts(rowid, name, description, content)
-            VALUES (new.seq, new.name, new.description, new.content);
-        END"""
-    )
-    op.execute(
-        """CREATE TRIGGER memories_fts_ad AFTER DELETE ON memories BEGIN
-            INSERT INTO memories_fts(memories_fts, rowid, name, description, content)
-            VALUES ('delete', old.seq, old.name, old.description, old.content);
-        END"""
-    )
-    op.execute(
-        """CREATE TRIGGER memories_fts_au AFTER UPDATE OF name, description, content ON memories BEGIN
-            INSERT INTO memories_fts(memories_fts, rowid, name, description, content)
-            VALUES ('delete', old.seq, old.name, old.description, old.content);
-            INSERT INTO memories_fts(rowid, name, description, content)
-            VALUES (new.seq, new.name, new.description, new.content);
-        END"""
-    )
-    op.execute(
-        "CREATE VIRTUAL TABLE messages_fts USING fts5("
-        f"text_content, content='messages', content_rowid='seq', {tokenize})"
-    )
-    op.execute(
-        """CREATE TRIGGER messages_fts_ai AFTER INSERT ON messages BEGIN
-            INSERT INTO messages_fts(rowid, text_content) VALUES (new.seq, new.text_content);
-        END"""
-    )
-    op.execute(
-        """CREATE TRIGGER messages_fts_ad AFTER DELETE ON messages BEGIN
-            INSERT INTO messages_fts(messages_fts, rowid, text_content) VALUES ('delete', old.seq, old.text_content);
-        END"""
-    )
-    op.execute(
-        """CREATE TRIGGER messages_fts_au AFTER UPDATE OF text_content ON messages BEGIN
-            INSERT INTO messages_fts(messages_fts, rowid, text_content) VALUES ('delete', old.seq, old.text_content);
-            INSERT INTO messages_fts(rowid, text_content) VALUES (new.seq, new.text_content);
-        END"""
-    )
+    # External-content FTS5 tables over the pre-stemmed columns, kept in step by triggers inside the writing
+    # transaction. unicode61 only splits on spaces here: all linguistics happened in repository.textsearch.
+    # The same triggers keep search_stats (document count, total field lengths) exact; document frequencies
+    # come from fts5vocab tables, which FTS5 maintains itself.
+    for table, kind in (("memories", "memory"), ("messages", "message")):
+        fts = f"{table}_fts"
+        op.execute(
+            f"CREATE VIRTUAL TABLE {fts} USING fts5(search_body, search_ctx, content='{table}', "
+            "content_rowid='seq', tokenize = 'unicode61 remove_diacritics 0')"
+        )
+        op.execute(f"CREATE VIRTUAL TABLE {fts}_vocab USING fts5vocab({fts}, 'row')")
+        add = f"INSERT INTO {fts}(rowid, search_body, search_ctx) VALUES (new.seq, new.search_body, new.search_ctx)"
+        remove = (
+            f"INSERT INTO {fts}({fts}, rowid, search_body, search_ctx) "
+            "VALUES ('delete', old.seq, old.search_body, old.search_ctx)"
+        )
+
+        def stats(sign: str, row: str, kind: str = kind) -> str:
+            return (
+                f"UPDATE search_stats SET n_docs = n_docs {sign} 1, "
+                f"body_len = body_len {sign} {_ntok(row + '.search_body')}, "
+                f"ctx_len = ctx_len {sign} {_ntok(row + '.search_ctx')} WHERE kind = '{kind}'"
+            )
+
+        op.execute(f"CREATE TRIGGER {table}_search_ai AFTER INSERT ON {table} BEGIN {add}; {stats('+', 'new')}; END")
+        op.execute(f"CREATE TRIGGER {table}_search_ad AFTER DELETE ON {table} BEGIN {remove}; {stats('-', 'old')}; END")
+        op.execute(
+            f"CREATE TRIGGER {table}_search_au AFTER UPDATE OF search_body, search_ctx ON {table} BEGIN "
+            f"{remove}; {stats('-', 'old')}; {add}; {stats('+', 'new')}; END"
+        )
 
 
 def _postgres_fulltext() -> None:
-    # Generated columns: the tsvector can never disagree with the row it is computed from.
-    op.execute(
-        """ALTER TABLE memories ADD COLUMN search_vector tsvector GENERATED ALWAYS AS (
-            setweight(to_tsvector('english', coalesce(name, '')), 'A')
-            || setweight(to_tsvector('english', content), 'B')
-            || setweight(to_tsvector('english', coalesce(description, '')), 'C')
-        ) STORED"""
-    )
-    op.execute("CREATE INDEX ix_memories_search ON memories USING gin (search_vector)")
-    op.execute(
-        """ALTER TABLE messages ADD COLUMN search_vector tsvector GENERATED ALWAYS AS (
-            to_tsvector('english', coalesce(text_content, ''))
-        ) STORED"""
-    )
-    op.execute("CREATE INDEX ix_messages_search ON messages USING gin (search_vector)")
+    # A generated tsvector can never disagree with its row. 'simple' does no stemming or stopwords of its own.
+    # Statement-level triggers with transition tables keep search_terms (document frequency per stem) and
+    # search_stats exact, one aggregated upsert per statement: bulk inserts do not pay per row.
+    for table, kind in (("memories", "memory"), ("messages", "message")):
+        op.execute(
+            f"""ALTER TABLE {table} ADD COLUMN search_tsv tsvector GENERATED ALWAYS AS (
+                setweight(to_tsvector('simple', search_body), 'A') || setweight(to_tsvector('simple', search_ctx), 'B')
+            ) STORED"""
+        )
+        op.execute(f"CREATE INDEX ix_{table}_search ON {table} USING gin (search_tsv)")
+        for event, sources in (
+            ("INSERT", [("new_rows", 1)]),
+            ("DELETE", [("old_rows", -1)]),
+            ("UPDATE", [("new_rows", 1), ("old_rows", -1)]),
+        ):
+            terms = " UNION ALL ".join(
+                f"SELECT unnest(tsvector_to_array(search_tsv)) AS term, {sign} AS d FROM {rows}"
+                for rows, sign in sources
+            )
+            totals = " UNION ALL ".join(
+                f"SELECT {sign} AS n, {sign} * {_ntok('search_body')} AS b, {sign} * {_ntok('search_ctx')} AS c "
+                f"FROM {rows}"
+                for rows, sign in sources
+            )
+            function = f"{table}_search_{event.lower()}"
+            op.execute(
+                f"""CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    -- Sorted upserts: concurrent writers lock shared term rows in the same order (no deadlock).
+                    INSERT INTO search_terms (kind, term, df)
+                    SELECT '{kind}', term, sum(d) FROM ({terms}) AS changes
+                    GROUP BY term HAVING sum(d) <> 0 ORDER BY term
+                    ON CONFLICT (kind, term) DO UPDATE SET df = search_terms.df + excluded.df;
+                    UPDATE search_stats SET n_docs = n_docs + t.n, body_len = body_len + t.b, ctx_len = ctx_len + t.c
+                    FROM (SELECT coalesce(sum(n), 0) AS n, coalesce(sum(b), 0) AS b, coalesce(sum(c), 0) AS c
+                          FROM ({totals}) AS rows_changed) AS t
+                    WHERE kind = '{kind}';
+                    RETURN NULL;
+                END $$"""
+            )
+            referencing = " ".join(f"{'NEW' if rows == 'new_rows' else 'OLD'} TABLE AS {rows}" for rows, _ in sources)
+            op.execute(
+                f"CREATE TRIGGER {function} AFTER {event} ON {table} REFERENCING {referencing} "
+                f"FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
+            )
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "sqlite":
-        for name in (
-            "memories_fts_ai",
-            "memories_fts_ad",
-            "memories_fts_au",
-            "messages_fts_ai",
-            "messages_fts_ad",
-            "messages_fts_au",
-        ):
-            op.execute(f"DROP TRIGGER IF EXISTS {name}")
-        op.execute("DROP TABLE IF EXISTS memories_fts")
-        op.execute("DROP TABLE IF EXISTS messages_fts")
+    dialect = op.get_bind().dialect.name
+    for table in ("memories", "messages"):
+        if dialect == "sqlite":
+            for event in ("ai", "ad", "au"):
+                op.execute(f"DROP TRIGGER IF EXISTS {table}_search_{event}")
+            op.execute(f"DROP TABLE IF EXISTS {table}_fts_vocab")
+            op.execute(f"DROP TABLE IF EXISTS {table}_fts")
+        else:
+            for event in ("insert", "delete", "update"):
+                op.execute(f"DROP TRIGGER IF EXISTS {table}_search_{event} ON {table}")
+                op.execute(f"DROP FUNCTION IF EXISTS {table}_search_{event}()")
+    if dialect != "sqlite":
+        op.drop_table("search_terms")
+    op.drop_table("search_stats")
     for table in ("memories", "messages", "sessions", "agents", "users"):
         op.drop_table(table)
