@@ -70,7 +70,8 @@ def register(server: MCPServer[Any], current_state: Callable[[], AppState | None
                     body += f"\n  tool calls: {json.dumps(message.tool_calls, ensure_ascii=False)}"
                 if message.tool_outputs:
                     body += f"\n  tool outputs: {json.dumps(message.tool_outputs, ensure_ascii=False)}"
-                lines.append(f"[{message.created_at:%Y-%m-%d %H:%M:%S}] {message.role}: {body}")
+                speaker = f"{message.role} ({message.name})" if message.name else message.role
+                lines.append(f"[{message.created_at:%Y-%m-%d %H:%M:%S}] {speaker}: {body}")
             return "\n".join(lines) + "\n"
 
         return await _guarded(read())

@@ -61,6 +61,7 @@ class MessageOut(BaseModel):
     id: str
     session_id: str
     role: Literal["user", "assistant", "system", "tool"]
+    name: str | None = None
     text_content: str | None
     truncated: bool = Field(default=False, description="True when text_content was cut; get_message has it whole.")
     tool_calls: Any | None = None
@@ -76,6 +77,7 @@ class MessageOut(BaseModel):
             id=str(message.id),
             session_id=str(message.session_id),
             role=message.role,
+            name=message.name,
             text_content=text,
             truncated=truncated,
             tool_calls=message.tool_calls,

@@ -40,6 +40,7 @@ class MessageIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Role
+    name: str | None = Field(default=None, max_length=200, description="Speaker's display name (multi-party chats).")
     text_content: str | None = None
     tool_calls: Any | None = None
     tool_outputs: Any | None = None
@@ -102,6 +103,9 @@ def register(server: MCPServer[Any]) -> None:
         role: Annotated[Role, Field(description="Who spoke: user, assistant, system or tool.")],
         ctx: Context,
         text_content: Annotated[str | None, Field(description="The message text.")] = None,
+        name: Annotated[
+            str | None, Field(max_length=200, description="Speaker's display name, e.g. in a group chat.")
+        ] = None,
         tool_calls: Annotated[Any | None, Field(description="Tool calls the assistant made (JSON).")] = None,
         tool_outputs: Annotated[Any | None, Field(description="Tool results (JSON).")] = None,
         message_type: Annotated[str | None, Field(description="Optional kind, e.g. 'text', 'image'.")] = None,
@@ -115,6 +119,7 @@ def register(server: MCPServer[Any]) -> None:
         """
         item = MessageIn(
             role=role,
+            name=name,
             text_content=text_content,
             tool_calls=tool_calls,
             tool_outputs=tool_outputs,

@@ -63,7 +63,7 @@ async def add_messages(
                 id=uuid.uuid4(),
                 created_at=now,
                 updated_at=now,
-                search_body=message_body(item.text_content),
+                search_body=message_body(item.text_content, item.name),
                 **values,
             )
         )
@@ -105,7 +105,7 @@ async def update_message(
     for field in data.model_fields_set:
         setattr(row, field, getattr(data, field))
     if "text_content" in data.model_fields_set:
-        row.search_body = message_body(row.text_content)
+        row.search_body = message_body(row.text_content, row.name)
     await session.flush()
     if "text_content" in data.model_fields_set:
         await _relink(session, row.session_id, [row.seq])

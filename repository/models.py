@@ -173,6 +173,7 @@ class SessionSummary(Session):
 class MessageCreate(_Input):
     session_id: uuid.UUID
     role: Role
+    name: str | None = Field(default=None, max_length=200)
     user_id: uuid.UUID | None = None
     agent_id: uuid.UUID | None = None
     text_content: str | None = None
@@ -200,6 +201,7 @@ class Message(_Output):
     user_id: uuid.UUID | None
     agent_id: uuid.UUID | None
     role: Role
+    name: str | None = None
     text_content: str | None
     media_url: str | None
     mime_type: str | None

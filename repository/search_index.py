@@ -33,8 +33,8 @@ def memory_body(name: str | None, description: str | None, content: str) -> str:
     return normalize_for_index(" ".join(part for part in (name, description, content) if part))
 
 
-def message_body(text_content: str | None) -> str:
-    return normalize_for_index(text_content or "")
+def message_body(text_content: str | None, name: str | None = None) -> str:
+    return normalize_for_index(" ".join(part for part in (name, text_content) if part))
 
 
 @dataclass(frozen=True)

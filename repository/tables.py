@@ -144,6 +144,8 @@ class MessageRow(Base):
     user_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id", ondelete="CASCADE"))
     agent_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("agents.id", ondelete="CASCADE"))
     role: Mapped[str] = mapped_column(String(16), nullable=False)
+    # The speaker's display name in multi-party chats (the `name` of chat APIs' messages); searchable.
+    name: Mapped[str | None] = mapped_column(String(200))
     text_content: Mapped[str | None] = mapped_column(Text)
     media_url: Mapped[str | None] = mapped_column(Text)
     mime_type: Mapped[str | None] = mapped_column(String(200))

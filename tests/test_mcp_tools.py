@@ -141,6 +141,10 @@ async def test_search_history_across_sessions(database_url):
         assert found["results"][0]["session_id"] == first and found["session_id"] is None
         narrowed = await call(client, "search_history", query="Lisbon", session_id=second)
         assert narrowed["results"] == [] and narrowed["session_id"] == second
+        # A speaker's display name is searchable and comes back with the message.
+        await call(client, "add_message", session_id=second, role="user", name="Priya", text_content="Hello all")
+        by_name = await call(client, "search_history", query="What did Priya say?")
+        assert by_name["results"][0]["name"] == "Priya" and by_name["results"][0]["text_content"] == "Hello all"
 
 
 async def test_users_are_isolated(database_url):

@@ -86,6 +86,7 @@ def upgrade() -> None:
         sa.Column("user_id", sa.Uuid(), sa.ForeignKey("users.id", ondelete="CASCADE")),
         sa.Column("agent_id", sa.Uuid(), sa.ForeignKey("agents.id", ondelete="CASCADE")),
         sa.Column("role", sa.String(16), nullable=False),
+        sa.Column("name", sa.String(200)),
         sa.Column("text_content", sa.Text()),
         sa.Column("media_url", sa.Text()),
         sa.Column("mime_type", sa.String(200)),
