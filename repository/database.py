@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -99,7 +100,7 @@ def _sqlite_engine(url: str, options: EngineOptions) -> AsyncEngine:
         cursor = dbapi_connection.cursor()
         # WAL lets readers and one writer work at once, across processes. NORMAL sync is durable in WAL mode
         # except for the last transactions on power loss, the usual trade for an embedded store.
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _enable_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(options.sqlite_busy_timeout_ms)}")
@@ -115,6 +116,24 @@ def _sqlite_engine(url: str, options: EngineOptions) -> AsyncEngine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def _enable_wal(cursor: Any) -> None:
+    """Switch the file to WAL once (the mode is stored in the file, so later connections only check it).
+
+    Switching needs a moment without other connections; when several processes create the same file at once, the
+    switch can report "locked" without waiting for the busy handler, so it is retried briefly.
+    """
+    cursor.execute("PRAGMA journal_mode")
+    if str(cursor.fetchone()[0]).lower() == "wal":
+        return
+    for _ in range(100):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except Exception:  # noqa: BLE001 - the driver's adapted OperationalError ("locked"); retried, then raised
+            time.sleep(0.05)
+    cursor.execute("PRAGMA journal_mode=WAL")
 
 
 class Database:

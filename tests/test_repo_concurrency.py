@@ -1,0 +1,148 @@
+"""Concurrency: racing upserts and get-or-creates on both backends, and several OS processes on one SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from repository import (
+    AgentCreate,
+    MemoryCreate,
+    MemoryScope,
+    UserCreate,
+    create_agent,
+    create_user,
+    get_memory_by_name,
+    get_or_create_agent_by_name,
+    get_or_create_user_by_email,
+    list_agents,
+    list_memories,
+    list_users,
+    upsert_memory,
+)
+
+pytestmark = pytest.mark.anyio
+
+RACERS = 20
+
+
+async def test_concurrent_upserts_of_one_name_make_one_row(db):
+    async with db.transaction() as s:
+        user = await create_user(s, UserCreate(email="racer@example.com"))
+        agent = await create_agent(s, AgentCreate(name="racer"))
+
+    async def write(i: int, **scope):
+        async with db.transaction() as s:
+            return await upsert_memory(s, MemoryCreate(content=f"value {i}", name="contested", **scope))
+
+    for scope in ({"agent_id": agent.id, "user_id": user.id}, {"agent_id": agent.id}):
+        results = await asyncio.gather(*(write(i, **scope) for i in range(RACERS)))
+        outcomes = [r.outcome for r in results]
+        assert outcomes.count("created") == 1
+        assert set(outcomes) <= {"created", "updated", "unchanged"}
+        assert len({r.memory.id for r in results}) == 1
+        async with db.transaction(readonly=True) as s:
+            stored = await get_memory_by_name(s, "contested", MemoryScope(**scope))
+            assert stored.id == results[0].memory.id
+            assert stored.content in {f"value {i}" for i in range(RACERS)}
+    async with db.transaction(readonly=True) as s:
+        assert (await list_memories(s, name="contested")).total == 2
+
+
+async def test_concurrent_unnamed_upserts_of_one_content_make_one_row(db):
+    async def write():
+        async with db.transaction() as s:
+            return await upsert_memory(s, MemoryCreate(content="the same fact"))
+
+    results = await asyncio.gather(*(write() for _ in range(RACERS)))
+    assert sorted(r.outcome for r in results) == ["created"] + ["unchanged"] * (RACERS - 1)
+    assert len({r.memory.id for r in results}) == 1
+    async with db.transaction(readonly=True) as s:
+        assert (await list_memories(s)).total == 1
+
+
+async def test_concurrent_get_or_create_by_key_make_one_row(db):
+    async def user(i: int):
+        async with db.transaction() as s:
+            return await get_or_create_user_by_email(s, "Shared@Example.com" if i % 2 else "shared@example.COM")
+
+    async def agent(i: int):
+        async with db.transaction() as s:
+            return await get_or_create_agent_by_name(s, "Shared Agent" if i % 2 else "SHARED agent")
+
+    users = await asyncio.gather(*(user(i) for i in range(RACERS)))
+    agents = await asyncio.gather(*(agent(i) for i in range(RACERS)))
+    assert len({u.id for u in users}) == 1
+    assert len({a.id for a in agents}) == 1
+    async with db.transaction(readonly=True) as s:
+        assert (await list_users(s)).total == 1
+        assert (await list_agents(s)).total == 1
+
+
+WRITER = r"""
+import asyncio, sys, time
+
+from repository import Database, MemoryCreate, create_memory
+
+
+async def main(url, worker, count, start_at):
+    db = Database(url)
+    try:
+        while time.time() < start_at:  # start together, after the imports
+            await asyncio.sleep(0.005)
+        for i in range(count):
+            async with db.transaction() as s:
+                await create_memory(s, MemoryCreate(content=f"worker {worker} wrote fact {i}", name=f"w{worker}-{i}"))
+    finally:
+        await db.dispose()
+
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])))
+"""
+PROCESSES = 4
+WRITES_EACH = 500
+
+
+def test_processes_writing_one_sqlite_file_lose_nothing(sqlite_template: Path, tmp_path: Path):
+    path = tmp_path / "shared.db"
+    shutil.copyfile(sqlite_template, path)
+    url = f"sqlite+aiosqlite:///{path}"
+    start_at = time.time() + 1.0
+    repo_root = Path(__file__).resolve().parent.parent
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, url, str(worker), str(WRITES_EACH), str(start_at)],
+            cwd=repo_root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for worker in range(PROCESSES)
+    ]
+    failures = []
+    for worker in workers:
+        try:
+            _, err = worker.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            _, err = worker.communicate()
+        if worker.returncode != 0 or "locked" in err.lower():
+            failures.append((worker.returncode, err[-2000:]))
+    assert failures == []
+
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM memories").fetchone() == (PROCESSES * WRITES_EACH,)
+        names = {row[0] for row in conn.execute("SELECT name FROM memories")}
+        assert names == {f"w{w}-{i}" for w in range(PROCESSES) for i in range(WRITES_EACH)}
+        # The full-text index took every write too.
+        matches = conn.execute("SELECT count(*) FROM memories_fts WHERE memories_fts MATCH '\"worker\"'").fetchone()
+        assert matches == (PROCESSES * WRITES_EACH,)
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        conn.execute("INSERT INTO memories_fts(memories_fts, rank) VALUES ('integrity-check', 1)")
