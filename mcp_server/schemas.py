@@ -129,9 +129,34 @@ class StoredMemory(MemoryOut):
     )
 
 
-class MemoryHitOut(MemoryOut):
+class MemoryHitOut(BaseModel):
+    """A search result: the fields an agent needs to use the memory (get_memory has the rest). Kept small on
+    purpose: every result field costs serialisation and output-schema validation on each call."""
+
+    id: str
+    name: str | None
+    content: str
+    truncated: bool = Field(default=False, description="True when content was cut; get_memory has it whole.")
+    scope: Scope
+    metadata: dict[str, Any]
+    created_at: datetime
     score: float = Field(description="Relevance; higher is better. Only comparable within one search.")
     snippet: str = Field(description="The best matching passage, matched words marked with [brackets].")
+
+    @classmethod
+    def of(cls, memory: Memory, preview: int, score: float, snippet: str) -> MemoryHitOut:
+        content, truncated = _cut(memory.content, preview)
+        return cls(
+            id=str(memory.id),
+            name=memory.name,
+            content=content or "",
+            truncated=truncated,
+            scope=memory_scope(memory),
+            metadata=memory.metadata,
+            created_at=memory.created_at,
+            score=score,
+            snippet=snippet,
+        )
 
 
 class SearchMemoriesResult(BaseModel):
@@ -169,9 +194,33 @@ class SessionList(BaseModel):
     next_cursor: str | None
 
 
-class MessageHitOut(MessageOut):
-    score: float
-    snippet: str
+class MessageHitOut(BaseModel):
+    """A search result: enough to quote the message and read around it with get_session_history."""
+
+    id: str
+    session_id: str
+    role: Literal["user", "assistant", "system", "tool"]
+    name: str | None = None
+    text_content: str | None
+    truncated: bool = Field(default=False, description="True when text_content was cut; get_message has it whole.")
+    created_at: datetime
+    score: float = Field(description="Relevance; higher is better. Only comparable within one search.")
+    snippet: str = Field(description="The best matching passage, matched words marked with [brackets].")
+
+    @classmethod
+    def of(cls, message: Message, preview: int, score: float, snippet: str) -> MessageHitOut:
+        text, truncated = _cut(message.text_content, preview)
+        return cls(
+            id=str(message.id),
+            session_id=str(message.session_id),
+            role=message.role,
+            name=message.name,
+            text_content=text,
+            truncated=truncated,
+            created_at=message.created_at,
+            score=score,
+            snippet=snippet,
+        )
 
 
 class SearchHistoryResult(BaseModel):

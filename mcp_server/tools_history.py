@@ -249,11 +249,7 @@ def register(server: MCPServer[Any]) -> None:
         preview = state.settings.listing_preview_chars
         return SearchHistoryResult(
             results=[
-                MessageHitOut(
-                    **MessageOut.of(hit.message, preview).model_dump(),
-                    score=round(hit.score, 6),
-                    snippet=snippet(hit.message.text_content, terms),
-                )
+                MessageHitOut.of(hit.message, preview, round(hit.score, 6), snippet(hit.message.text_content, terms))
                 for hit in hits
             ],
             query_terms=terms,

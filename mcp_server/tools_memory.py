@@ -154,11 +154,7 @@ def register(server: MCPServer[Any]) -> None:
         preview = state.settings.listing_preview_chars
         return SearchMemoriesResult(
             results=[
-                MemoryHitOut(
-                    **MemoryOut.of(hit.memory, preview).model_dump(),
-                    score=round(hit.score, 6),
-                    snippet=snippet(hit.memory.content, terms),
-                )
+                MemoryHitOut.of(hit.memory, preview, round(hit.score, 6), snippet(hit.memory.content, terms))
                 for hit in hits
             ],
             scopes_searched=list(wanted),

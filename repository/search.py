@@ -5,8 +5,9 @@
    plus FTS5's own vocabulary table on SQLite and the trigger-kept `search_terms` table on PostgreSQL.
 3. Stems found in more than COMMON_TERM_SHARE of all rows are left out of the candidate query (they would make it
    match most of the table) but still count in the final score.
-4. The full-text index returns at most CANDIDATES visible rows, ordered by the engine's own cheap rank.
+4. The full-text index returns at most CANDIDATES visible rows (stems only), ordered by the engine's cheap rank.
 5. BM25F over body and neighbour context (`textsearch.bm25f_scores`) orders them; the same code on both backends.
+6. Only the winners are loaded in full.
 """
 
 from __future__ import annotations
@@ -17,7 +18,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, column, func, literal_column, or_, select, table, text
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    and_,
+    column,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    table,
+    text,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from repository.memories import not_expired, visible_to
@@ -67,24 +81,24 @@ class _Stats:
 
 
 async def _stats(session: AsyncSession, kind: str, fts_name: str, terms: Sequence[str]) -> _Stats:
-    row = (await session.execute(select(SearchStatsRow).where(SearchStatsRow.kind == kind))).scalar_one()
-    n = max(int(row.n_docs), 0)
+    """Collection size, field lengths and the document frequency of each term, in one round trip."""
+    totals = select(
+        SearchStatsRow.n_docs, SearchStatsRow.body_len, SearchStatsRow.ctx_len, literal(None, String).label("term")
+    ).where(SearchStatsRow.kind == kind)
     if session.get_bind().dialect.name == "sqlite":
         vocab = _vocab[fts_name]
-        found = await session.execute(select(vocab.c.term, vocab.c.doc).where(vocab.c.term.in_(list(terms))))
+        counts = select(vocab.c.doc, literal(0), literal(0), vocab.c.term).where(vocab.c.term.in_(list(terms)))
     else:
-        found = await session.execute(
-            select(_search_terms.c.term, _search_terms.c.df).where(
-                _search_terms.c.kind == kind, _search_terms.c.term.in_(list(terms))
-            )
+        counts = select(_search_terms.c.df, literal(0), literal(0), _search_terms.c.term).where(
+            _search_terms.c.kind == kind, _search_terms.c.term.in_(list(terms))
         )
-    df = {term: int(count) for term, count in found.all()}
-    return _Stats(
-        n_docs=n,
-        avg_body=(row.body_len / n) if n else 0.0,
-        avg_ctx=(row.ctx_len / n) if n else 0.0,
-        df=df,
-    )
+    n, body_len, ctx_len, df = 0, 0, 0, {}
+    for count, body, ctx, term in (await session.execute(union_all(totals, counts))).all():
+        if term is None:
+            n, body_len, ctx_len = max(int(count), 0), int(body), int(ctx)
+        else:
+            df[term] = int(count)
+    return _Stats(n_docs=n, avg_body=body_len / n if n else 0.0, avg_ctx=ctx_len / n if n else 0.0, df=df)
 
 
 def _candidate_terms(terms: Sequence[str], stats: _Stats) -> list[str]:
@@ -179,7 +193,7 @@ async def search_memories(
     if not wanted:
         return []
     join, match, order = _match_condition(session, MemoryRow, "memories_fts", wanted)
-    statement = select(MemoryRow)
+    statement = select(MemoryRow.seq, MemoryRow.search_body, MemoryRow.search_ctx)
     if join is not None:
         statement = statement.join(*join)
     statement = (
@@ -187,9 +201,10 @@ async def search_memories(
         .order_by(order)
         .limit(CANDIDATES)
     )
-    rows = (await session.execute(statement)).scalars().all()
-    ranked = _rank(rows, terms, stats)[: max(1, min(limit, MAX_RESULTS))]
-    return [MemoryHit(Memory.model_validate(row), score) for row, score in ranked]
+    candidates = (await session.execute(statement)).all()
+    ranked = _rank(candidates, terms, stats)[: max(1, min(limit, MAX_RESULTS))]
+    rows = await _load(session, MemoryRow, [c.seq for c, _ in ranked])
+    return [MemoryHit(Memory.model_validate(rows[c.seq]), score) for c, score in ranked]
 
 
 async def search_messages(
@@ -215,10 +230,19 @@ async def search_messages(
     if session_ids:
         owned = owned.where(SessionRow.id.in_(list(session_ids)))
     join, match, order = _match_condition(session, MessageRow, "messages_fts", wanted)
-    statement = select(MessageRow)
+    statement = select(MessageRow.seq, MessageRow.search_body, MessageRow.search_ctx)
     if join is not None:
         statement = statement.join(*join)
     statement = statement.where(match, MessageRow.session_id.in_(owned)).order_by(order).limit(CANDIDATES)
-    rows = (await session.execute(statement)).scalars().all()
-    ranked = _rank(rows, terms, stats)[: max(1, min(limit, MAX_RESULTS))]
-    return [MessageHit(Message.model_validate(row), score) for row, score in ranked]
+    candidates = (await session.execute(statement)).all()
+    ranked = _rank(candidates, terms, stats)[: max(1, min(limit, MAX_RESULTS))]
+    rows = await _load(session, MessageRow, [c.seq for c, _ in ranked])
+    return [MessageHit(Message.model_validate(rows[c.seq]), score) for c, score in ranked]
+
+
+async def _load(session: AsyncSession, row_type: Any, seqs: list[int]) -> dict[int, Any]:
+    """Full rows for the few winners only: candidates carry just what ranking needs."""
+    if not seqs:
+        return {}
+    found = (await session.execute(select(row_type).where(row_type.seq.in_(seqs)))).scalars().all()
+    return {row.seq: row for row in found}
