@@ -7,11 +7,13 @@ Listings and search results carry bounded text: contents over the preview size a
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from repository.models import Memory, Message, Session, SessionSummary
+if TYPE_CHECKING:
+    # Type hints only: importing the data layer's models costs start-up time before `initialize` is answered.
+    from repository.models import Memory, Message, Session, SessionSummary
 
 Scope = Literal["user", "agent", "session", "global"]
 
@@ -44,7 +46,7 @@ class SessionOut(BaseModel):
 
     @classmethod
     def of(cls, session: Session | SessionSummary) -> SessionOut:
-        summary = isinstance(session, SessionSummary)
+        summary = hasattr(session, "message_count")
         return cls(
             id=str(session.id),
             name=session.name,
