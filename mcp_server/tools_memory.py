@@ -136,6 +136,9 @@ def register(server: MCPServer[Any]) -> None:
         from repository.textsearch import query_terms
 
         check_size("query", query, state.settings.max_content_bytes)
+        # SQLite's JSON paths cannot express these characters; refuse rather than silently match nothing.
+        if metadata and any(not key or '"' in key or "\\" in key for key in metadata):
+            raise ToolError("metadata filter keys must be non-empty and free of quotes and backslashes.")
         wanted = tuple(dict.fromkeys(scopes)) if scopes else ALL_SCOPES
         filters = MemoryFilters(
             scopes=frozenset(wanted),
