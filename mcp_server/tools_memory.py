@@ -55,9 +55,12 @@ def register(server: MCPServer[Any]) -> None:
         description: Annotated[str | None, Field(description="Optional note on what this memory is for.")] = None,
         metadata: Annotated[dict[str, Any] | None, Field(description="Optional JSON object kept with it.")] = None,
         read_mode: Annotated[
-            Literal["tool", "system_prompt"],
-            Field(description="'system_prompt' memories fill {{name}} placeholders of the agent's system prompt."),
-        ] = "tool",
+            Literal["tool", "system_prompt"] | None,
+            Field(
+                description="'tool' (default for new memories) or 'system_prompt': such memories fill {{name}} "
+                "placeholders of the agent's system prompt. Omitted on an update, the stored mode is kept."
+            ),
+        ] = None,
         expires_at: Annotated[
             datetime | None, Field(description="Optional ISO 8601 time after which the memory is ignored.")
         ] = None,
@@ -96,10 +99,15 @@ def register(server: MCPServer[Any]) -> None:
             "session_id": parse_id(session_id, "session_id", "pass the id returned by create_session.")
             if session_id
             else None,
-            "read_mode": read_mode,
         }
         # Only what the caller gave replaces stored values on an update.
-        for key, value in (("description", description), ("metadata", metadata), ("expires_at", expires_at)):
+        given = (
+            ("description", description),
+            ("metadata", metadata),
+            ("expires_at", expires_at),
+            ("read_mode", read_mode),
+        )
+        for key, value in given:
             if value is not None:
                 fields[key] = value
         async with state.transaction() as session:

@@ -71,6 +71,10 @@ async def test_store_memory_upserts_by_name_and_reports_scope(database_url):
         assert again["id"] == first["id"] and again["outcome"] == "updated" and again["content"] == "Prefers coffee"
         same = await call(client, "store_memory", content="Prefers coffee", name="drink")
         assert same["outcome"] == "unchanged"
+        # An update that does not mention read_mode keeps the stored one.
+        await call(client, "store_memory", content="Ada", name="user_name", read_mode="system_prompt")
+        kept = await call(client, "store_memory", content="Ada L.", name="user_name")
+        assert kept["read_mode"] == "system_prompt" and kept["outcome"] == "updated"
         shared = await call(client, "store_memory", content="Office closes at 6pm", scope="agent")
         assert shared["scope"] == "agent"
         duplicate = await call(client, "store_memory", content="Office closes at 6pm", scope="agent")
