@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -228,6 +229,9 @@ def register(server: MCPServer[Any]) -> None:
         ctx: Context,
         session_id: Annotated[str | None, Field(description="Only this session; default all your sessions.")] = None,
         limit: Annotated[int, Field(ge=1, le=MAX_SEARCH_LIMIT, description="How many messages at most.")] = 10,
+        roles: Annotated[list[Role] | None, Field(description="Only messages with these roles.")] = None,
+        created_after: Annotated[datetime | None, Field(description="Only messages written at or after this.")] = None,
+        created_before: Annotated[datetime | None, Field(description="Only messages written before this.")] = None,
     ) -> SearchHistoryResult:
         """Find messages from this user's past conversations that match a question, best first.
 
@@ -244,7 +248,14 @@ def register(server: MCPServer[Any]) -> None:
         terms = query_terms(query)
         async with state.transaction(readonly=True) as session:
             hits = await search_messages(
-                session, query, user_id=actor.user_id, session_ids=[sid] if sid else None, limit=limit
+                session,
+                query,
+                user_id=actor.user_id,
+                session_ids=[sid] if sid else None,
+                roles=roles,
+                created_after=created_after,
+                created_before=created_before,
+                limit=limit,
             )
         preview = state.settings.listing_preview_chars
         return SearchHistoryResult(

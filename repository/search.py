@@ -214,9 +214,15 @@ async def search_messages(
     user_id: uuid.UUID,
     agent_id: uuid.UUID | None = None,
     session_ids: Sequence[uuid.UUID] | None = None,
+    roles: Sequence[str] | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
     limit: int = 10,
 ) -> list[MessageHit]:
-    """Messages in the user's sessions (optionally only some sessions, or one agent's) matching `query`, best first."""
+    """Messages in the user's sessions matching `query`, best first.
+
+    Narrowed, when given, to some sessions, one agent's sessions, some roles, or a creation-time range.
+    """
     terms = query_terms(query)
     if not terms:
         return []
@@ -233,7 +239,14 @@ async def search_messages(
     statement = select(MessageRow.seq, MessageRow.search_body, MessageRow.search_ctx)
     if join is not None:
         statement = statement.join(*join)
-    statement = statement.where(match, MessageRow.session_id.in_(owned)).order_by(order).limit(CANDIDATES)
+    conditions = [match, MessageRow.session_id.in_(owned)]
+    if roles:
+        conditions.append(MessageRow.role.in_(list(roles)))
+    if created_after is not None:
+        conditions.append(MessageRow.created_at >= created_after)
+    if created_before is not None:
+        conditions.append(MessageRow.created_at < created_before)
+    statement = statement.where(*conditions).order_by(order).limit(CANDIDATES)
     candidates = (await session.execute(statement)).all()
     ranked = _rank(candidates, terms, stats)[: max(1, min(limit, MAX_RESULTS))]
     rows = await _load(session, MessageRow, [c.seq for c, _ in ranked])

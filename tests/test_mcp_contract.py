@@ -110,7 +110,7 @@ CONTRACT = {'store_memory': (('content',),
                   'truncated')),
  'list_sessions': ((), ('cursor', 'limit'), (True, False, True, False), ('next_cursor', 'sessions', 'total')),
  'search_history': (('query',),
-                    ('limit', 'session_id'),
+                    ('created_after', 'created_before', 'limit', 'roles', 'session_id'),
                     (True, False, True, False),
                     ('query_terms', 'results', 'session_id'))}
 

@@ -149,6 +149,14 @@ async def test_search_history_across_sessions(database_url):
         await call(client, "add_message", session_id=second, role="user", name="Priya", text_content="Hello all")
         by_name = await call(client, "search_history", query="What did Priya say?")
         assert by_name["results"][0]["name"] == "Priya" and by_name["results"][0]["text_content"] == "Hello all"
+        # Filters: role and time range.
+        await call(client, "add_message", session_id=first, role="assistant", text_content="Lisbon is lovely in spring")
+        by_role = await call(client, "search_history", query="Lisbon spring", roles=["assistant"])
+        assert [r["text_content"] for r in by_role["results"]] == ["Lisbon is lovely in spring"]
+        later = await call(client, "search_history", query="Lisbon", created_after="2999-01-01T00:00:00Z")
+        assert later["results"] == []
+        earlier = await call(client, "search_history", query="Lisbon", created_before="2999-01-01T00:00:00Z")
+        assert len(earlier["results"]) == 2
 
 
 async def test_users_are_isolated(database_url):
