@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.abc
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from repository.database import Database
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,11 @@ class AppState:
             raise DatabaseOpenError() from self._failure
         assert self._database is not None
         return self._database
+
+    async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a synchronous read `fn(session, ...)` in its own unit of work (see `Database.read`)."""
+        database = await self.db()
+        return await database.read(fn, *args, **kwargs)
 
     @asynccontextmanager
     async def transaction(self, *, readonly: bool = False) -> AsyncIterator[AsyncSession]:

@@ -240,23 +240,22 @@ def register(server: MCPServer[Any]) -> None:
         Example: search_history(query="When did we talk about the Lisbon trip?")
         """
         state, actor = await acting(ctx)
-        from repository.search import search_messages
+        from repository.search import search_messages_sync
         from repository.textsearch import query_terms
 
         check_size("query", query, state.settings.max_content_bytes)
         sid = parse_id(session_id, "session_id", _SESSION_HINT) if session_id else None
         terms = query_terms(query)
-        async with state.transaction(readonly=True) as session:
-            hits = await search_messages(
-                session,
-                query,
-                user_id=actor.user_id,
-                session_ids=[sid] if sid else None,
-                roles=roles,
-                created_after=created_after,
-                created_before=created_before,
-                limit=limit,
-            )
+        hits = await state.read(
+            search_messages_sync,
+            query,
+            user_id=actor.user_id,
+            session_ids=[sid] if sid else None,
+            roles=roles,
+            created_after=created_after,
+            created_before=created_before,
+            limit=limit,
+        )
         preview = state.settings.listing_preview_chars
         return SearchHistoryResult(
             results=[

@@ -140,7 +140,7 @@ def register(server: MCPServer[Any]) -> None:
         Example: search_memories(query="What is the user's favourite colour?")
         """
         state, actor = await acting(ctx)
-        from repository.search import MemoryFilters, search_memories as run_search
+        from repository.search import MemoryFilters, search_memories_sync
         from repository.textsearch import query_terms
 
         check_size("query", query, state.settings.max_content_bytes)
@@ -158,10 +158,9 @@ def register(server: MCPServer[Any]) -> None:
             created_before=created_before,
         )
         terms = query_terms(query)
-        async with state.transaction(readonly=True) as session:
-            hits = await run_search(
-                session, query, user_id=actor.user_id, agent_id=actor.agent_id, filters=filters, limit=limit
-            )
+        hits = await state.read(
+            search_memories_sync, query, user_id=actor.user_id, agent_id=actor.agent_id, filters=filters, limit=limit
+        )
         preview = state.settings.listing_preview_chars
         return SearchMemoriesResult(
             results=[

@@ -33,6 +33,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from repository.memories import not_expired, visible_to
 from repository.models import Memory, Message
@@ -80,7 +81,7 @@ class _Stats:
     df: dict[str, int]
 
 
-async def _stats(session: AsyncSession, kind: str, fts_name: str, terms: Sequence[str]) -> _Stats:
+def _stats(session: Session, kind: str, fts_name: str, terms: Sequence[str]) -> _Stats:
     """Collection size, field lengths and the document frequency of each term, in one round trip."""
     totals = select(
         SearchStatsRow.n_docs, SearchStatsRow.body_len, SearchStatsRow.ctx_len, literal(None, String).label("term")
@@ -93,7 +94,7 @@ async def _stats(session: AsyncSession, kind: str, fts_name: str, terms: Sequenc
             _search_terms.c.kind == kind, _search_terms.c.term.in_(list(terms))
         )
     n, body_len, ctx_len, df = 0, 0, 0, {}
-    for count, body, ctx, term in (await session.execute(union_all(totals, counts))).all():
+    for count, body, ctx, term in session.execute(union_all(totals, counts)).all():
         if term is None:
             n, body_len, ctx_len = max(int(count), 0), int(body), int(ctx)
         else:
@@ -127,7 +128,7 @@ def _rank(rows: Sequence[Any], terms: Sequence[str], stats: _Stats) -> list[tupl
     return [(row, score) for row, score in ranked if score > 0]
 
 
-def _match_condition(session: AsyncSession, row_table: Any, fts_name: str, terms: list[str]) -> tuple[Any, Any, Any]:
+def _match_condition(session: Session, row_table: Any, fts_name: str, terms: list[str]) -> tuple[Any, Any, Any]:
     """(join target or None, WHERE clause, ORDER BY) selecting rows that contain any of `terms`."""
     if session.get_bind().dialect.name == "sqlite":
         fts = _fts[fts_name]
@@ -174,8 +175,8 @@ def _memory_filters(filters: MemoryFilters) -> list[ColumnElement[bool]]:
     return conditions
 
 
-async def search_memories(
-    session: AsyncSession,
+def search_memories_sync(
+    session: Session,
     query: str,
     *,
     user_id: uuid.UUID,
@@ -183,12 +184,15 @@ async def search_memories(
     filters: MemoryFilters | None = None,
     limit: int = 10,
 ) -> list[MemoryHit]:
-    """Memories visible to (user, agent) that match `query`, best first. A query with no content words finds none."""
+    """Memories visible to (user, agent) that match `query`, best first. A query with no content words finds none.
+
+    Synchronous, for `Database.read` (one worker-thread hop on SQLite); `search_memories` is the async form.
+    """
     filters = filters or MemoryFilters()
     terms = query_terms(query)
     if not terms:
         return []
-    stats = await _stats(session, "memory", "memories_fts", terms)
+    stats = _stats(session, "memory", "memories_fts", terms)
     wanted = _candidate_terms(terms, stats)
     if not wanted:
         return []
@@ -201,14 +205,14 @@ async def search_memories(
         .order_by(order)
         .limit(CANDIDATES)
     )
-    candidates = (await session.execute(statement)).all()
+    candidates = session.execute(statement).all()
     ranked = _rank(candidates, terms, stats)[: max(1, min(limit, MAX_RESULTS))]
-    rows = await _load(session, MemoryRow, [c.seq for c, _ in ranked])
+    rows = _load(session, MemoryRow, [c.seq for c, _ in ranked])
     return [MemoryHit(Memory.model_validate(rows[c.seq]), score) for c, score in ranked]
 
 
-async def search_messages(
-    session: AsyncSession,
+def search_messages_sync(
+    session: Session,
     query: str,
     *,
     user_id: uuid.UUID,
@@ -226,7 +230,7 @@ async def search_messages(
     terms = query_terms(query)
     if not terms:
         return []
-    stats = await _stats(session, "message", "messages_fts", terms)
+    stats = _stats(session, "message", "messages_fts", terms)
     wanted = _candidate_terms(terms, stats)
     if not wanted:
         return []
@@ -247,15 +251,25 @@ async def search_messages(
     if created_before is not None:
         conditions.append(MessageRow.created_at < created_before)
     statement = statement.where(*conditions).order_by(order).limit(CANDIDATES)
-    candidates = (await session.execute(statement)).all()
+    candidates = session.execute(statement).all()
     ranked = _rank(candidates, terms, stats)[: max(1, min(limit, MAX_RESULTS))]
-    rows = await _load(session, MessageRow, [c.seq for c, _ in ranked])
+    rows = _load(session, MessageRow, [c.seq for c, _ in ranked])
     return [MessageHit(Message.model_validate(rows[c.seq]), score) for c, score in ranked]
 
 
-async def _load(session: AsyncSession, row_type: Any, seqs: list[int]) -> dict[int, Any]:
+def _load(session: Session, row_type: Any, seqs: list[int]) -> dict[int, Any]:
     """Full rows for the few winners only: candidates carry just what ranking needs."""
     if not seqs:
         return {}
-    found = (await session.execute(select(row_type).where(row_type.seq.in_(seqs)))).scalars().all()
+    found = session.execute(select(row_type).where(row_type.seq.in_(seqs))).scalars().all()
     return {row.seq: row for row in found}
+
+
+async def search_memories(session: AsyncSession, query: str, **options: Any) -> list[MemoryHit]:
+    """`search_memories_sync` inside the caller's async unit of work (same arguments)."""
+    return await session.run_sync(search_memories_sync, query, **options)
+
+
+async def search_messages(session: AsyncSession, query: str, **options: Any) -> list[MessageHit]:
+    """`search_messages_sync` inside the caller's async unit of work (same arguments)."""
+    return await session.run_sync(search_messages_sync, query, **options)
