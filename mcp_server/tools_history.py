@@ -167,11 +167,10 @@ def register(server: MCPServer[Any]) -> None:
         Example: get_session_history(session_id="9b2e...", limit=20)
         """
         state, actor = await acting(ctx)
-        from repository.messages import get_history
+        from repository.messages import get_history_sync
 
         sid = parse_id(session_id, "session_id", _SESSION_HINT)
-        async with state.transaction(readonly=True) as session:
-            page = await get_history(session, sid, limit=limit, cursor=cursor, start=start, user_id=actor.user_id)
+        page = await state.read(get_history_sync, sid, limit=limit, cursor=cursor, start=start, user_id=actor.user_id)
         preview = state.settings.listing_preview_chars
         return HistoryResult(
             session_id=str(sid),

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from repository._paging import check_window, count, decode_cursor, encode_cursor
 from repository.clock import utcnow
@@ -142,8 +143,8 @@ async def list_messages(
     return Page[Message](items=[Message.model_validate(r) for r in rows], total=total, limit=limit, offset=offset)
 
 
-async def get_history(
-    session: AsyncSession,
+def get_history_sync(
+    session: Session,
     session_id: uuid.UUID,
     *,
     limit: int = 50,
@@ -157,10 +158,12 @@ async def get_history(
     `start="oldest"` begins at the first message and walks forward. Following `next_cursor` until it is None visits
     every message exactly once, also while new messages are being appended (new ones are past a backward walk's
     starting point; a forward walk reaches them at its end).
+
+    Synchronous, for `Database.read`; `get_history` is the async form with the same arguments.
     """
     check_window(limit)
     if user_id is not None:
-        owner = (await session.execute(select(SessionRow.user_id).where(SessionRow.id == session_id))).scalar()
+        owner = session.execute(select(SessionRow.user_id).where(SessionRow.id == session_id)).scalar()
         if owner != user_id:
             raise NotFoundError(f"No session with id {session_id}.")
     query = select(MessageRow).where(MessageRow.session_id == session_id)
@@ -177,10 +180,15 @@ async def get_history(
         query = query.where(MessageRow.seq < position["q"] if direction == "latest" else MessageRow.seq > position["q"])
     order = MessageRow.seq.desc() if direction == "latest" else MessageRow.seq.asc()
     # One row more than asked tells whether another page exists without a count.
-    rows = list((await session.execute(query.order_by(order).limit(limit + 1))).scalars())
+    rows = list(session.execute(query.order_by(order).limit(limit + 1)).scalars())
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = encode_cursor("history", s=str(session_id), q=rows[-1].seq, d=direction) if more and rows else None
     if direction == "latest":
         rows.reverse()
     return HistoryPage(messages=[Message.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+async def get_history(session: AsyncSession, session_id: uuid.UUID, **options: Any) -> HistoryPage:
+    """`get_history_sync` inside the caller's async unit of work (same arguments)."""
+    return await session.run_sync(get_history_sync, session_id, **options)
