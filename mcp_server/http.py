@@ -59,11 +59,11 @@ def build_http_app(settings: Settings) -> Any:
 
 def serve_http(settings: Settings) -> int:
     if not settings.tokens() and not is_loopback(settings.host):
-        print(
+        refusal = (
             f"agent-memory-mcp: refusing to serve {settings.host} without bearer tokens: set AGENT_MEMORY_HTTP_TOKENS "
-            "(or AGENT_MEMORY_HTTP_TOKENS_FILE), or bind to 127.0.0.1.",
-            file=sys.stderr,
+            "(or AGENT_MEMORY_HTTP_TOKENS_FILE), or bind to 127.0.0.1."
         )
+        print(refusal, file=sys.stderr)
         return 2
     import uvicorn
 

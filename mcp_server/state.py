@@ -40,15 +40,22 @@ class Actor:
     agent_key: str
 
 
+class _Attempt:
+    """One try at opening the database; waiters keep a reference, so a retry never changes what they see."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self.done = anyio.Event()
+        self.database: Database | None = None
+        self.failure: BaseException | None = None
+
+
 class AppState:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.tokens = settings.tokens()
-        self._database: Database | None = None
-        self._failure: BaseException | None = None
-        self._ready = anyio.Event()
+        self._attempt = _Attempt()
         self._tasks: anyio.abc.TaskGroup | None = None
-        self._opening = False
         self._actors: dict[tuple[str, str], Actor] = {}
 
     def attach(self, tasks: anyio.abc.TaskGroup) -> None:
@@ -56,12 +63,13 @@ class AppState:
         self._tasks = tasks
 
     def start_opening(self) -> None:
-        """Begin opening the database in the background (once; later calls do nothing)."""
-        if not self._opening and self._tasks is not None:
-            self._opening = True
-            self._tasks.start_soon(self.open)
+        """Begin opening the database in the background (once per attempt; later calls do nothing)."""
+        attempt = self._attempt
+        if not attempt.started and self._tasks is not None:
+            attempt.started = True
+            self._tasks.start_soon(self._open, attempt)
 
-    async def open(self) -> None:
+    async def _open(self, attempt: _Attempt) -> None:
         """Import the data layer, connect, and bring the schema up to date (or record why not)."""
         try:
             await anyio.to_thread.run_sync(_import_data_layer)
@@ -79,30 +87,37 @@ class AppState:
                     sqlite_cache_mb=s.sqlite_cache_mb,
                 ),
             )
-            self._database = database
+            attempt.database = database
             outcome = await ensure_schema(database.engine, auto_migrate=s.auto_migrate)
             log.info("database ready (%s, schema %s)", database.dialect, outcome)
         except anyio.get_cancelled_exc_class():
             # The server stopped before the database was ready: nothing to report.
-            self._failure = DatabaseOpenError()
+            attempt.failure = DatabaseOpenError()
             raise
         except Exception as exc:  # noqa: BLE001 - kept and reported to every tool call, never raised here
-            self._failure = exc
+            attempt.failure = exc
             log.error("database could not be opened: %s", exc)
         finally:
-            self._ready.set()
+            attempt.done.set()
 
     async def db(self) -> Database:
         self.start_opening()
-        await self._ready.wait()
-        if self._failure is not None:
-            from repository.errors import RepositoryError
+        attempt = self._attempt
+        await attempt.done.wait()
+        if attempt.failure is None:
+            assert attempt.database is not None
+            return attempt.database
+        from repository.errors import RepositoryError, SchemaVersionError
 
-            if isinstance(self._failure, RepositoryError):
-                raise self._failure
-            raise DatabaseOpenError() from self._failure
-        assert self._database is not None
-        return self._database
+        if not isinstance(attempt.failure, SchemaVersionError) and self._attempt is attempt:
+            # Unreachable or unwritable now is not unreachable forever (a database restarting, a disk filling
+            # up): the next call tries again instead of the server staying broken until it is restarted.
+            self._attempt = _Attempt()
+            if attempt.database is not None:
+                await attempt.database.dispose()
+        if isinstance(attempt.failure, RepositoryError):
+            raise attempt.failure
+        raise DatabaseOpenError() from attempt.failure
 
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a synchronous read `fn(session, ...)` in its own unit of work (see `Database.read`)."""
@@ -129,13 +144,9 @@ class AppState:
             self._actors[key] = Actor(user.id, agent.id, user_key, agent_key)
         return self._actors[key]
 
-    def forget_actors(self) -> None:
-        """Drop cached ids (after a user or agent was deleted out from under the server)."""
-        self._actors.clear()
-
     async def close(self) -> None:
-        if self._database is not None:
-            await self._database.dispose()
+        if self._attempt.database is not None:
+            await self._attempt.database.dispose()
 
 
 class DatabaseOpenError(Exception):

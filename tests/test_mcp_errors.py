@@ -145,3 +145,33 @@ async def test_full_text_operators_never_raise(database_url, tool):
                 assert isinstance(result.structured_content["results"], list)
         found = await call(client, tool, query="the door")
         assert len(found["results"]) == 1
+
+
+async def test_server_recovers_when_the_database_becomes_available(tmp_path):
+    """A database that cannot be opened at first is retried on the next call, not given up on for good."""
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the database directory should be")
+    async with connect(f"sqlite+aiosqlite:///{blocker / 'memory.db'}") as client:
+        failed = await client.call_tool("store_memory", {"content": "hello"})
+        text = assert_clean_error(failed, "store_memory")
+        assert "could not be opened" in text
+        blocker.unlink()
+        assert (await call(client, "store_memory", content="hello"))["outcome"] == "created"
+        assert (await call(client, "list_memories"))["total"] == 1
+
+
+async def test_a_newer_schema_is_refused_with_a_clear_message(tmp_path):
+    from sqlalchemy import text
+
+    from repository import Database, ensure_schema
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'future.db'}"
+    database = Database(url)
+    await ensure_schema(database.engine)
+    async with database.engine.begin() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
+    await database.dispose()
+    async with connect(url) as client:
+        for _ in range(2):  # refused every time, not retried into a migration
+            text_ = assert_clean_error(await client.call_tool("list_memories", {}), "list_memories")
+            assert "9999_from_the_future" in text_ and "newer version" in text_
