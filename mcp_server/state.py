@@ -124,6 +124,11 @@ class AppState:
         database = await self.db()
         return await database.read(fn, *args, **kwargs)
 
+    async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a synchronous write `fn(session, ...)` in its own unit of work (see `Database.write`)."""
+        database = await self.db()
+        return await database.write(fn, *args, **kwargs)
+
     @asynccontextmanager
     async def transaction(self, *, readonly: bool = False) -> AsyncIterator[AsyncSession]:
         database = await self.db()

@@ -78,7 +78,7 @@ def register(server: MCPServer[Any]) -> None:
 
     async def _append(ctx: Context, session_id: str, items: list[MessageIn]) -> list[MessageOut]:
         state, actor = await acting(ctx)
-        from repository.messages import add_messages
+        from repository.messages import add_messages_sync
         from repository.models import MessageCreate
 
         limit = state.settings.max_content_bytes
@@ -93,8 +93,7 @@ def register(server: MCPServer[Any]) -> None:
             MessageCreate(session_id=sid, user_id=actor.user_id, agent_id=actor.agent_id, **item.model_dump())
             for item in items
         ]
-        async with state.transaction() as session:
-            written = await add_messages(session, creates, user_id=actor.user_id)
+        written = await state.write(add_messages_sync, creates, user_id=actor.user_id)
         return [MessageOut.of(m) for m in written]
 
     @server.tool(annotations=APPEND.model_copy(update={"title": "Add a message"}))

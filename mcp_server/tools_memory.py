@@ -75,7 +75,7 @@ def register(server: MCPServer[Any]) -> None:
         Example: store_memory(content="Prefers answers in French", name="language")
         """
         state, actor = await acting(ctx)
-        from repository.memories import upsert_memory
+        from repository.memories import upsert_memory_sync
         from repository.models import MemoryCreate
 
         limit = state.settings.max_content_bytes
@@ -110,8 +110,7 @@ def register(server: MCPServer[Any]) -> None:
         for key, value in given:
             if value is not None:
                 fields[key] = value
-        async with state.transaction() as session:
-            written = await upsert_memory(session, MemoryCreate(**fields))
+        written = await state.write(upsert_memory_sync, MemoryCreate(**fields))
         return StoredMemory(**MemoryOut.of(written.memory).model_dump(), outcome=written.outcome)
 
     @server.tool(annotations=READ.model_copy(update={"title": "Search memories"}))

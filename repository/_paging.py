@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from repository.errors import InvalidInputError
 
@@ -21,10 +22,18 @@ def check_window(limit: int, offset: int = 0) -> None:
         raise InvalidInputError(f"offset must be 0 or more, got {offset}.")
 
 
+def _count_query(query: Select[Any]) -> Select[Any]:
+    return select(func.count()).select_from(query.order_by(None).limit(None).offset(None).subquery())
+
+
 async def count(session: AsyncSession, query: Select[Any]) -> int:
     """The number of rows `query` would return, ignoring its ordering and window."""
-    inner = query.order_by(None).limit(None).offset(None).subquery()
-    return int((await session.execute(select(func.count()).select_from(inner))).scalar_one())
+    return int((await session.execute(_count_query(query))).scalar_one())
+
+
+def count_sync(session: Session, query: Select[Any]) -> int:
+    """`count` for synchronous repository code."""
+    return int(session.execute(_count_query(query)).scalar_one())
 
 
 def encode_cursor(kind: str, **values: Any) -> str:
@@ -46,7 +55,7 @@ def decode_cursor(cursor: str, kind: str) -> dict[str, Any]:
         ) from None
 
 
-def dialect_insert(session: AsyncSession, table: Any) -> Any:
+def dialect_insert(session: AsyncSession | Session, table: Any) -> Any:
     """An INSERT with ON CONFLICT support for the session's backend (both dialects spell it the same way)."""
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert

@@ -183,13 +183,24 @@ class Database:
         the hand-offs cost more than SQLite itself (about 6 ms against 1 ms). On SQLite the whole unit of work runs
         in one worker-thread hop on a plain sqlite3 connection; on PostgreSQL it runs through the async session.
         """
-        if self.dialect != "sqlite":
-            async with self.transaction(readonly=True) as session:
-                return await session.run_sync(fn, *args, **kwargs)
-        return await anyio.to_thread.run_sync(functools.partial(self._read_in_thread, fn, *args, **kwargs))
+        return await self._run(fn, args, kwargs, readonly=True)
 
-    def _read_in_thread(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        with translate_errors(), SyncSession(self._sync(), expire_on_commit=False) as session, session.begin():
+    async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`read`'s counterpart for writes: one unit of work that commits when `fn` returns and rolls back if it
+        raises (on SQLite a BEGIN IMMEDIATE transaction in one worker-thread hop)."""
+        return await self._run(fn, args, kwargs, readonly=False)
+
+    async def _run(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any], *, readonly: bool) -> T:
+        if self.dialect != "sqlite":
+            async with self.transaction(readonly=readonly) as session:
+                return await session.run_sync(fn, *args, **kwargs)
+        call = functools.partial(self._run_in_thread, fn, args, kwargs, readonly)
+        return await anyio.to_thread.run_sync(call)
+
+    def _run_in_thread(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any], readonly: bool) -> T:
+        options = {} if readonly else {_BEGIN_IMMEDIATE: True}
+        session = SyncSession(self._sync(), expire_on_commit=False, autoflush=False, execution_options=options)
+        with translate_errors(), session, session.begin():
             return fn(session, *args, **kwargs)
 
     def _sync(self) -> Engine:

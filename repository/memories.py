@@ -14,9 +14,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, literal_column, or_, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
-from repository._paging import check_window, count, dialect_insert
+from repository._paging import check_window, count_sync, dialect_insert
+from repository._sync import in_async_session
 from repository.clock import utcnow
 from repository.errors import InvalidInputError, NotFoundError, ReadOnlyError
 from repository.models import Memory, MemoryCreate, MemoryScope, MemoryUpdate, MemoryWrite, Page
@@ -87,20 +88,20 @@ def _values(data: MemoryCreate, now: datetime) -> dict[str, Any]:
     return values
 
 
-async def _relink(session: AsyncSession, seq: int, scope: MemoryScope) -> None:
+def _relink(session: Session, seq: int, scope: MemoryScope) -> None:
     """Refresh the neighbour context of the memories around `seq` in its scope (see repository.search_index)."""
-    await relink(session, _table, scope_is(scope), [seq], window=MEMORY_NEIGHBOUR_WINDOW)
+    relink(session, _table, scope_is(scope), [seq], window=MEMORY_NEIGHBOUR_WINDOW)
 
 
 def _scope_of(row: MemoryRow) -> MemoryScope:
     return MemoryScope(agent_id=row.agent_id, user_id=row.user_id, session_id=row.session_id)
 
 
-async def _check_session_scope(session: AsyncSession, data: MemoryCreate) -> None:
+def _check_session_scope(session: Session, data: MemoryCreate) -> None:
     """A session-scoped memory must name the session's own user, so a session can never widen visibility."""
     if data.session_id is None:
         return
-    owner = (await session.execute(select(SessionRow.user_id).where(SessionRow.id == data.session_id))).scalar()
+    owner = (session.execute(select(SessionRow.user_id).where(SessionRow.id == data.session_id))).scalar()
     # Another user's session is reported as missing: its existence is not the caller's to learn.
     if owner is None or (data.user_id is not None and data.user_id != owner):
         raise NotFoundError(f"No session with id {data.session_id}.")
@@ -108,24 +109,24 @@ async def _check_session_scope(session: AsyncSession, data: MemoryCreate) -> Non
         raise InvalidInputError("A session-scoped memory must carry the user_id of that session's user.")
 
 
-async def create_memory(session: AsyncSession, data: MemoryCreate) -> Memory:
+def create_memory_sync(session: Session, data: MemoryCreate) -> Memory:
     """Insert a new memory; a taken name in the same scope raises ConflictError."""
-    await _check_session_scope(session, data)
+    _check_session_scope(session, data)
     row = MemoryRow(**{("metadata_" if k == "metadata" else k): v for k, v in _values(data, utcnow()).items()})
     session.add(row)
-    await session.flush()
-    await _relink(session, row.seq, data.scope)
+    session.flush()
+    _relink(session, row.seq, data.scope)
     return Memory.model_validate(row)
 
 
-async def upsert_memory(session: AsyncSession, data: MemoryCreate) -> MemoryWrite:
+def upsert_memory_sync(session: Session, data: MemoryCreate) -> MemoryWrite:
     """Write a memory in one statement and say what happened.
 
     With a name: insert, or update the memory of that name in the same scope (only the fields the caller set).
     Without a name: insert, or return the existing unnamed memory of the same scope with the same content.
     A read-only memory is never overwritten (ReadOnlyError).
     """
-    await _check_session_scope(session, data)
+    _check_session_scope(session, data)
     dialect = session.get_bind().dialect.name
     now = utcnow()
     values = _values(data, now)
@@ -154,25 +155,25 @@ async def upsert_memory(session: AsyncSession, data: MemoryCreate) -> MemoryWrit
             index_elements=[literal_column("content_hash"), *scope_key_exprs(dialect)],
             index_where=text("name IS NULL"),
         )
-    written = (await session.execute(stmt.returning(_table.c.id, _table.c.seq, _table.c.created_at))).first()
+    written = (session.execute(stmt.returning(_table.c.id, _table.c.seq, _table.c.created_at))).first()
     if written is not None:
-        await _relink(session, written.seq, data.scope)
+        _relink(session, written.seq, data.scope)
         outcome = "created" if written.created_at == now else "updated"
-        return MemoryWrite(memory=await _fetch(session, written.id), outcome=outcome)
+        return MemoryWrite(memory=_fetch(session, written.id), outcome=outcome)
     # Nothing written: an identical memory exists, or a read-only one holds the name.
     scope = data.scope
     if data.name is not None:
-        existing = await _one(session, and_(scope_is(scope), MemoryRow.name == data.name))
+        existing = _one(session, and_(scope_is(scope), MemoryRow.name == data.name))
         if existing.access == "read_only":
             raise ReadOnlyError(f"Memory {data.name!r} is read-only and cannot be changed by an agent.")
     else:
-        existing = await _one(
+        existing = _one(
             session, and_(scope_is(scope), MemoryRow.name.is_(None), MemoryRow.content_hash == values["content_hash"])
         )
     return MemoryWrite(memory=Memory.model_validate(existing), outcome="unchanged")
 
 
-async def bulk_insert_memories(session: AsyncSession, items: Sequence[MemoryCreate]) -> int:
+def bulk_insert_memories_sync(session: Session, items: Sequence[MemoryCreate]) -> int:
     """Import many memories in one round trip; duplicates (same name or content in a scope) are skipped.
 
     Returns the number of rows inserted. Session-scoped items are not checked against their session's user here:
@@ -195,25 +196,25 @@ async def bulk_insert_memories(session: AsyncSession, items: Sequence[MemoryCrea
     # RETURNING yields exactly the rows inserted (skipped duplicates return nothing): executemany's rowcount is
     # not a reliable count of inserted rows on every driver.
     stmt = dialect_insert(session, _table).on_conflict_do_nothing().returning(_table.c.seq)
-    result = await session.execute(stmt, rows)
+    result = session.execute(stmt, rows)
     return len(result.all())
 
 
-async def _one(session: AsyncSession, condition: ColumnElement[bool]) -> MemoryRow:
+def _one(session: Session, condition: ColumnElement[bool]) -> MemoryRow:
     row = (
-        await session.execute(select(MemoryRow).where(condition).execution_options(populate_existing=True))
+        session.execute(select(MemoryRow).where(condition).execution_options(populate_existing=True))
     ).scalar_one_or_none()
     if row is None:
         raise NotFoundError("No such memory.")
     return row
 
 
-async def _fetch(session: AsyncSession, memory_id: uuid.UUID) -> Memory:
-    return Memory.model_validate(await _one(session, MemoryRow.id == memory_id))
+def _fetch(session: Session, memory_id: uuid.UUID) -> Memory:
+    return Memory.model_validate(_one(session, MemoryRow.id == memory_id))
 
 
-async def get_memory(
-    session: AsyncSession,
+def get_memory_sync(
+    session: Session,
     memory_id: uuid.UUID,
     *,
     user_id: uuid.UUID | None = None,
@@ -224,21 +225,21 @@ async def get_memory(
     if user_id is not None and agent_id is not None:
         condition = and_(condition, visible_to(user_id, agent_id))
     try:
-        return Memory.model_validate(await _one(session, condition))
+        return Memory.model_validate(_one(session, condition))
     except NotFoundError:
         raise NotFoundError(f"No memory with id {memory_id}.") from None
 
 
-async def get_memory_by_name(session: AsyncSession, name: str, scope: MemoryScope) -> Memory:
+def get_memory_by_name_sync(session: Session, name: str, scope: MemoryScope) -> Memory:
     """The memory with exactly this name in exactly this scope (no substring match, no wider scope)."""
     try:
-        return Memory.model_validate(await _one(session, and_(MemoryRow.name == name, scope_is(scope))))
+        return Memory.model_validate(_one(session, and_(MemoryRow.name == name, scope_is(scope))))
     except NotFoundError:
         raise NotFoundError(f"No memory named {name!r} in that scope.") from None
 
 
-async def update_memory(
-    session: AsyncSession,
+def update_memory_sync(
+    session: Session,
     memory_id: uuid.UUID,
     data: MemoryUpdate,
     *,
@@ -250,7 +251,7 @@ async def update_memory(
     condition = MemoryRow.id == memory_id
     if user_id is not None and agent_id is not None:
         condition = and_(condition, visible_to(user_id, agent_id))
-    row = await _one(session, condition)
+    row = _one(session, condition)
     if not allow_read_only and row.access == "read_only":
         raise ReadOnlyError(f"Memory {memory_id} is read-only and cannot be changed by an agent.")
     for field in data.model_fields_set:
@@ -260,14 +261,14 @@ async def update_memory(
     text_changed = bool(data.model_fields_set & {"content", "name", "description"})
     if text_changed:
         row.search_body = memory_body(row.name, row.description, row.content)
-    await session.flush()
+    session.flush()
     if text_changed:
-        await _relink(session, row.seq, _scope_of(row))
+        _relink(session, row.seq, _scope_of(row))
     return Memory.model_validate(row)
 
 
-async def delete_memory(
-    session: AsyncSession,
+def delete_memory_sync(
+    session: Session,
     memory_id: uuid.UUID,
     *,
     user_id: uuid.UUID | None = None,
@@ -279,19 +280,19 @@ async def delete_memory(
     if user_id is not None and agent_id is not None:
         condition = and_(condition, visible_to(user_id, agent_id))
     try:
-        row = await _one(session, condition)
+        row = _one(session, condition)
     except NotFoundError:
         raise NotFoundError(f"No memory with id {memory_id}.") from None
     if not allow_read_only and row.access == "read_only":
         raise ReadOnlyError(f"Memory {memory_id} is read-only and cannot be deleted by an agent.")
     memory = Memory.model_validate(row)
-    await session.execute(delete(MemoryRow).where(MemoryRow.seq == row.seq))
-    await _relink(session, row.seq, _scope_of(row))
+    session.execute(delete(MemoryRow).where(MemoryRow.seq == row.seq))
+    _relink(session, row.seq, _scope_of(row))
     return memory
 
 
-async def list_memories(
-    session: AsyncSession,
+def list_memories_sync(
+    session: Session,
     *,
     user_id: uuid.UUID | None = None,
     agent_id: uuid.UUID | None = None,
@@ -324,6 +325,17 @@ async def list_memories(
         query = query.where(scope_kind_is(scope_kind))
     if not include_expired:
         query = query.where(not_expired())
-    total = await count(session, query)
-    rows = (await session.execute(query.order_by(MemoryRow.seq.desc()).limit(limit).offset(offset))).scalars()
+    total = count_sync(session, query)
+    rows = (session.execute(query.order_by(MemoryRow.seq.desc()).limit(limit).offset(offset))).scalars()
     return Page[Memory](items=[Memory.model_validate(r) for r in rows], total=total, limit=limit, offset=offset)
+
+
+# The async API (an AsyncSession first); the *_sync forms run in one worker-thread hop through Database.write/read.
+create_memory = in_async_session(create_memory_sync)
+upsert_memory = in_async_session(upsert_memory_sync)
+bulk_insert_memories = in_async_session(bulk_insert_memories_sync)
+get_memory = in_async_session(get_memory_sync)
+get_memory_by_name = in_async_session(get_memory_by_name_sync)
+update_memory = in_async_session(update_memory_sync)
+delete_memory = in_async_session(delete_memory_sync)
+list_memories = in_async_session(list_memories_sync)

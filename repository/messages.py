@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Literal
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from repository._paging import check_window, count, decode_cursor, encode_cursor
+from repository._paging import check_window, count_sync, decode_cursor, encode_cursor
+from repository._sync import in_async_session
 from repository.clock import utcnow
 from repository.errors import InvalidInputError, NotFoundError
 from repository.models import HistoryPage, Message, MessageCreate, MessageUpdate, Page
@@ -25,12 +25,12 @@ from repository.tables import MessageRow, SessionRow
 MAX_BATCH = 1000
 
 
-async def add_message(session: AsyncSession, data: MessageCreate) -> Message:
-    return (await add_messages(session, [data]))[0]
+def add_message_sync(session: Session, data: MessageCreate) -> Message:
+    return add_messages_sync(session, [data])[0]
 
 
-async def add_messages(
-    session: AsyncSession, items: Sequence[MessageCreate], *, user_id: uuid.UUID | None = None
+def add_messages_sync(
+    session: Session, items: Sequence[MessageCreate], *, user_id: uuid.UUID | None = None
 ) -> list[Message]:
     """Append messages in the order given. Missing user_id/agent_id are taken from the message's session.
 
@@ -44,7 +44,7 @@ async def add_messages(
     owners = {
         sid: (uid, aid)
         for sid, uid, aid in (
-            await session.execute(
+            session.execute(
                 select(SessionRow.id, SessionRow.user_id, SessionRow.agent_id).where(SessionRow.id.in_(session_ids))
             )
         ).all()
@@ -70,12 +70,12 @@ async def add_messages(
         )
     # add_all + flush inserts in list order, so seq follows the caller's order.
     session.add_all(rows)
-    await session.flush()
+    session.flush()
     for sid in session_ids:
-        await _relink(session, sid, [row.seq for row in rows if row.session_id == sid])
+        _relink(session, sid, [row.seq for row in rows if row.session_id == sid])
     for sid in session_ids:
         added = sum(1 for item in items if item.session_id == sid)
-        await session.execute(
+        session.execute(
             update(SessionRow)
             .where(SessionRow.id == sid)
             .values(message_count=SessionRow.message_count + added, updated_at=now)
@@ -83,47 +83,47 @@ async def add_messages(
     return [Message.model_validate(row) for row in rows]
 
 
-async def _relink(session: AsyncSession, session_id: uuid.UUID, seqs: list[int]) -> None:
+def _relink(session: Session, session_id: uuid.UUID, seqs: list[int]) -> None:
     """Refresh the neighbour context of the messages around `seqs` (see repository.search_index)."""
-    await relink(session, MessageRow.__table__, MessageRow.session_id == session_id, seqs)
+    relink(session, MessageRow.__table__, MessageRow.session_id == session_id, seqs)
 
 
-async def _row(session: AsyncSession, message_id: uuid.UUID, user_id: uuid.UUID | None) -> MessageRow:
-    row = (await session.execute(select(MessageRow).where(MessageRow.id == message_id))).scalar_one_or_none()
+def _row(session: Session, message_id: uuid.UUID, user_id: uuid.UUID | None) -> MessageRow:
+    row = (session.execute(select(MessageRow).where(MessageRow.id == message_id))).scalar_one_or_none()
     if row is None or (user_id is not None and row.user_id != user_id):
         raise NotFoundError(f"No message with id {message_id}.")
     return row
 
 
-async def get_message(session: AsyncSession, message_id: uuid.UUID, *, user_id: uuid.UUID | None = None) -> Message:
-    return Message.model_validate(await _row(session, message_id, user_id))
+def get_message_sync(session: Session, message_id: uuid.UUID, *, user_id: uuid.UUID | None = None) -> Message:
+    return Message.model_validate(_row(session, message_id, user_id))
 
 
-async def update_message(
-    session: AsyncSession, message_id: uuid.UUID, data: MessageUpdate, *, user_id: uuid.UUID | None = None
+def update_message_sync(
+    session: Session, message_id: uuid.UUID, data: MessageUpdate, *, user_id: uuid.UUID | None = None
 ) -> Message:
-    row = await _row(session, message_id, user_id)
+    row = _row(session, message_id, user_id)
     for field in data.model_fields_set:
         setattr(row, field, getattr(data, field))
     if "text_content" in data.model_fields_set:
         row.search_body = message_body(row.text_content, row.name)
-    await session.flush()
+    session.flush()
     if "text_content" in data.model_fields_set:
-        await _relink(session, row.session_id, [row.seq])
+        _relink(session, row.session_id, [row.seq])
     return Message.model_validate(row)
 
 
-async def delete_message(session: AsyncSession, message_id: uuid.UUID, *, user_id: uuid.UUID | None = None) -> None:
-    row = await _row(session, message_id, user_id)
-    await session.execute(delete(MessageRow).where(MessageRow.seq == row.seq))
-    await _relink(session, row.session_id, [row.seq])
-    await session.execute(
+def delete_message_sync(session: Session, message_id: uuid.UUID, *, user_id: uuid.UUID | None = None) -> None:
+    row = _row(session, message_id, user_id)
+    session.execute(delete(MessageRow).where(MessageRow.seq == row.seq))
+    _relink(session, row.session_id, [row.seq])
+    session.execute(
         update(SessionRow).where(SessionRow.id == row.session_id).values(message_count=SessionRow.message_count - 1)
     )
 
 
-async def list_messages(
-    session: AsyncSession,
+def list_messages_sync(
+    session: Session,
     session_id: uuid.UUID,
     *,
     role: str | None = None,
@@ -138,8 +138,8 @@ async def list_messages(
         query = query.where(MessageRow.role == role)
     if flagged is not None:
         query = query.where(MessageRow.flagged.is_(flagged))
-    total = await count(session, query)
-    rows = (await session.execute(query.order_by(MessageRow.seq).limit(limit).offset(offset))).scalars()
+    total = count_sync(session, query)
+    rows = (session.execute(query.order_by(MessageRow.seq).limit(limit).offset(offset))).scalars()
     return Page[Message](items=[Message.model_validate(r) for r in rows], total=total, limit=limit, offset=offset)
 
 
@@ -189,6 +189,11 @@ def get_history_sync(
     return HistoryPage(messages=[Message.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
-async def get_history(session: AsyncSession, session_id: uuid.UUID, **options: Any) -> HistoryPage:
-    """`get_history_sync` inside the caller's async unit of work (same arguments)."""
-    return await session.run_sync(get_history_sync, session_id, **options)
+# The async API (an AsyncSession first); the *_sync forms run in one worker-thread hop through Database.write/read.
+add_message = in_async_session(add_message_sync)
+add_messages = in_async_session(add_messages_sync)
+get_message = in_async_session(get_message_sync)
+update_message = in_async_session(update_message_sync)
+delete_message = in_async_session(delete_message_sync)
+list_messages = in_async_session(list_messages_sync)
+get_history = in_async_session(get_history_sync)

@@ -32,9 +32,9 @@ from sqlalchemy import (
     text,
     union_all,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from repository._sync import in_async_session
 from repository.memories import not_expired, visible_to
 from repository.models import Memory, Message
 from repository.tables import MemoryRow, MessageRow, SearchStatsRow, SessionRow
@@ -265,11 +265,6 @@ def _load(session: Session, row_type: Any, seqs: list[int]) -> dict[int, Any]:
     return {row.seq: row for row in found}
 
 
-async def search_memories(session: AsyncSession, query: str, **options: Any) -> list[MemoryHit]:
-    """`search_memories_sync` inside the caller's async unit of work (same arguments)."""
-    return await session.run_sync(search_memories_sync, query, **options)
-
-
-async def search_messages(session: AsyncSession, query: str, **options: Any) -> list[MessageHit]:
-    """`search_messages_sync` inside the caller's async unit of work (same arguments)."""
-    return await session.run_sync(search_messages_sync, query, **options)
+# The async API, inside the caller's unit of work (same arguments after the session).
+search_memories = in_async_session(search_memories_sync)
+search_messages = in_async_session(search_messages_sync)

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Table, bindparam, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from repository.textsearch import CTX_WINDOW, normalize_for_index
 
@@ -68,8 +68,8 @@ def batch_contexts(items: Sequence[tuple[datetime, str]], window: timedelta | No
     return [found[i] for i in range(len(docs))]
 
 
-async def relink(
-    session: AsyncSession,
+def relink(
+    session: Session,
     table: Table,
     neighbours: ColumnElement[bool],
     seqs: Iterable[int],
@@ -87,16 +87,12 @@ async def relink(
     columns = (c.seq, c.created_at, c.search_body, c.search_ctx)
     reach = 2 * CTX_WINDOW  # a neighbour's own context reaches CTX_WINDOW further
     before = (
-        await session.execute(select(*columns).where(neighbours, c.seq < wanted[0]).order_by(c.seq.desc()).limit(reach))
+        session.execute(select(*columns).where(neighbours, c.seq < wanted[0]).order_by(c.seq.desc()).limit(reach))
     ).all()
     span = (
-        await session.execute(
-            select(*columns).where(neighbours, c.seq >= wanted[0], c.seq <= wanted[-1]).order_by(c.seq)
-        )
+        session.execute(select(*columns).where(neighbours, c.seq >= wanted[0], c.seq <= wanted[-1]).order_by(c.seq))
     ).all()
-    after = (
-        await session.execute(select(*columns).where(neighbours, c.seq > wanted[-1]).order_by(c.seq).limit(reach))
-    ).all()
+    after = (session.execute(select(*columns).where(neighbours, c.seq > wanted[-1]).order_by(c.seq).limit(reach))).all()
     docs = [_Doc(*row) for row in [*reversed(before), *span, *after]]
     positions = [doc.seq for doc in docs]
     targets: set[int] = set()
@@ -112,4 +108,4 @@ async def relink(
     ]
     if changed:
         statement = update(table).where(c.seq == bindparam("b_seq")).values(search_ctx=bindparam("b_ctx"))
-        await session.execute(statement, changed, execution_options={"synchronize_session": False})
+        session.execute(statement, changed, execution_options={"synchronize_session": False})
