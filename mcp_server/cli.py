@@ -31,6 +31,7 @@ examples:
   agent-memory-mcp --user ada@example.com --agent coder
   agent-memory-mcp --transport streamable-http --port 8765 --database-url postgresql+asyncpg://localhost/memory
   agent-memory-mcp migrate                          # create or upgrade the schema, then exit
+  agent-memory-mcp import memories.jsonl --user ada@example.com   # bulk-load memories (one JSON object a line)
 """
 
 
@@ -44,10 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "command",
         nargs="?",
-        choices=["serve", "migrate"],
+        choices=["serve", "migrate", "import"],
         default="serve",
-        help="serve (default) or migrate the database and exit",
+        help="serve (default); migrate the database and exit; import FILE: bulk-load memories from JSON Lines",
     )
+    parser.add_argument("file", nargs="?", help="for import: a .jsonl file, or - for standard input")
     parser.add_argument("--transport", choices=["stdio", "streamable-http"], help="default: stdio")
     parser.add_argument("--host", help="HTTP bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="HTTP port (default 8765)")
@@ -91,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "migrate":
         return _migrate(settings)
+    if args.command == "import":
+        return _import(settings, args.file)
     if settings.transport == "streamable-http":
         from mcp_server.http import serve_http
 
@@ -121,6 +125,35 @@ def _migrate(settings: Any) -> int:
         print(f"agent-memory-mcp: {exc}", file=sys.stderr)
         return 1
     print(f"agent-memory-mcp: schema {outcome}", file=sys.stderr)
+    return 0
+
+
+def _import(settings: Any, file: str | None) -> int:
+    from pathlib import Path
+
+    import anyio
+
+    from mcp_server.importer import ImportLineError, import_memories
+    from repository.errors import RepositoryError
+
+    if not file:
+        print(
+            "agent-memory-mcp: import needs a file: agent-memory-mcp import memories.jsonl (or - for stdin)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        read, inserted = anyio.run(import_memories, settings, Path(file))
+    except OSError as exc:
+        print(f"agent-memory-mcp: cannot read {file}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except (ImportLineError, RepositoryError) as exc:
+        print(
+            f"agent-memory-mcp: import stopped at {exc}; earlier batches were kept, run again to resume",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"agent-memory-mcp: read {read}, imported {inserted}, skipped {read - inserted} already stored", file=sys.stderr)
     return 0
 
 

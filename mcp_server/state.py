@@ -119,6 +119,14 @@ class AppState:
             raise attempt.failure
         raise DatabaseOpenError() from attempt.failure
 
+    async def db_now(self) -> Database:
+        """Open the database in the calling task: for one-shot commands that run without a server lifespan."""
+        attempt = self._attempt
+        if not attempt.started:
+            attempt.started = True
+            await self._open(attempt)
+        return await self.db()
+
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a synchronous read `fn(session, ...)` in its own unit of work (see `Database.read`)."""
         database = await self.db()
