@@ -153,7 +153,9 @@ def _import(settings: Any, file: str | None) -> int:
             file=sys.stderr,
         )
         return 1
-    print(f"agent-memory-mcp: read {read}, imported {inserted}, skipped {read - inserted} already stored", file=sys.stderr)
+    print(
+        f"agent-memory-mcp: read {read}, imported {inserted}, skipped {read - inserted} already stored", file=sys.stderr
+    )
     return 0
 
 
