@@ -194,12 +194,16 @@ class Database:
         if self.dialect != "sqlite":
             async with self.transaction(readonly=readonly) as session:
                 return await session.run_sync(fn, *args, **kwargs)
-        call = functools.partial(self._run_in_thread, fn, args, kwargs, readonly)
+        # The engine is made here, on the event loop's thread: two worker threads must not both create one.
+        call = functools.partial(self._run_in_thread, self._sync(), fn, args, kwargs, readonly)
         return await anyio.to_thread.run_sync(call)
 
-    def _run_in_thread(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any], readonly: bool) -> T:
+    @staticmethod
+    def _run_in_thread(
+        engine: Engine, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any], readonly: bool
+    ) -> T:
         options = {} if readonly else {_BEGIN_IMMEDIATE: True}
-        session = SyncSession(self._sync(), expire_on_commit=False, autoflush=False, execution_options=options)
+        session = SyncSession(engine, expire_on_commit=False, autoflush=False, execution_options=options)
         with translate_errors(), session, session.begin():
             return fn(session, *args, **kwargs)
 
