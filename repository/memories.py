@@ -157,9 +157,15 @@ def upsert_memory_sync(session: Session, data: MemoryCreate) -> MemoryWrite:
         )
     written = (session.execute(stmt.returning(_table.c.id, _table.c.seq, _table.c.created_at))).first()
     if written is not None:
-        _relink(session, written.seq, data.scope)
+        row = _one(session, MemoryRow.id == written.id)
+        body = memory_body(row.name, row.description, row.content)
+        if row.search_body != body:
+            # An update that kept the stored description: the inserted values could not know it.
+            row.search_body = body
+            session.flush()
+        _relink(session, row.seq, data.scope)
         outcome = "created" if written.created_at == now else "updated"
-        return MemoryWrite(memory=_fetch(session, written.id), outcome=outcome)
+        return MemoryWrite(memory=Memory.model_validate(row), outcome=outcome)
     # Nothing written: an identical memory exists, or a read-only one holds the name.
     scope = data.scope
     if data.name is not None:
@@ -207,10 +213,6 @@ def _one(session: Session, condition: ColumnElement[bool]) -> MemoryRow:
     if row is None:
         raise NotFoundError("No such memory.")
     return row
-
-
-def _fetch(session: Session, memory_id: uuid.UUID) -> Memory:
-    return Memory.model_validate(_one(session, MemoryRow.id == memory_id))
 
 
 def get_memory_sync(

@@ -78,9 +78,26 @@ async def test_empty_or_stopword_queries_return_nothing(db, actor, query):
 
 @pytest.mark.parametrize(
     "query",
-    ['"Caroline', "Caroline*", "-Caroline", "Caroline:", "NEAR(Caroline adoption)", "(Caroline", "Caroline)",
-     "Caroline AND", "OR Caroline", "NOT Caroline", "^Caroline", "content:Caroline", "Caroline & adoption | !x",
-     "Caroline <-> adoption", "adoption:*", "{Caroline}", "Caroline'; DROP TABLE memories; --", "Caroline\\"],
+    [
+        '"Caroline',
+        "Caroline*",
+        "-Caroline",
+        "Caroline:",
+        "NEAR(Caroline adoption)",
+        "(Caroline",
+        "Caroline)",
+        "Caroline AND",
+        "OR Caroline",
+        "NOT Caroline",
+        "^Caroline",
+        "content:Caroline",
+        "Caroline & adoption | !x",
+        "Caroline <-> adoption",
+        "adoption:*",
+        "{Caroline}",
+        "Caroline'; DROP TABLE memories; --",
+        "Caroline\\",
+    ],
 )
 async def test_full_text_operators_are_plain_text(db, actor, query):
     results = await _search(db, actor, query)
@@ -96,7 +113,9 @@ async def test_very_long_queries_are_bounded(db, actor):
 
 async def test_search_follows_updates_and_deletes(db, actor):
     async with db.transaction() as s:
-        written = await upsert_memory(s, MemoryCreate(content="The wifi password is hunter2", user_id=actor[0], agent_id=actor[1]))
+        written = await upsert_memory(
+            s, MemoryCreate(content="The wifi password is hunter2", user_id=actor[0], agent_id=actor[1])
+        )
     assert (await _search(db, actor, "wifi password"))[0] == "The wifi password is hunter2"
     async with db.transaction() as s:
         await update_memory(s, written.memory.id, MemoryUpdate(content="The router password is swordfish"))
@@ -110,7 +129,9 @@ async def test_search_follows_updates_and_deletes(db, actor):
 async def test_named_upsert_reindexes(db, actor):
     async with db.transaction() as s:
         await upsert_memory(s, MemoryCreate(content="Lives in Porto", name="home", user_id=actor[0], agent_id=actor[1]))
-        await upsert_memory(s, MemoryCreate(content="Lives in Lisbon", name="home", user_id=actor[0], agent_id=actor[1]))
+        await upsert_memory(
+            s, MemoryCreate(content="Lives in Lisbon", name="home", user_id=actor[0], agent_id=actor[1])
+        )
     assert "Lives in Porto" not in await _search(db, actor, "Porto")
     assert (await _search(db, actor, "where does the user live?"))[0] == "Lives in Lisbon"
 
@@ -120,7 +141,9 @@ async def test_other_users_memories_are_never_candidates(db, actor):
         other = await get_or_create_user_by_email(s, "eve@example.com")
         for i in range(150):  # more than the candidate pool: they must not crowd out the visible row
             await upsert_memory(s, MemoryCreate(content=f"zebra note {i}", user_id=other.id, agent_id=actor[1]))
-        await upsert_memory(s, MemoryCreate(content="zebra crossing by the school", user_id=actor[0], agent_id=actor[1]))
+        await upsert_memory(
+            s, MemoryCreate(content="zebra crossing by the school", user_id=actor[0], agent_id=actor[1])
+        )
     results = await _search(db, actor, "zebra")
     assert results[0] == "zebra crossing by the school"
     assert not any(r.startswith("zebra note") for r in results)
@@ -131,8 +154,12 @@ async def test_metadata_and_time_filters(db, actor):
         for topic, flag, year in (("travel", True, 2023), ("work", False, 2024)):
             await upsert_memory(
                 s,
-                MemoryCreate(content=f"Lisbon {topic}", user_id=actor[0], agent_id=actor[1],
-                             metadata={"topic": topic, "flag": flag, "year": year}),
+                MemoryCreate(
+                    content=f"Lisbon {topic}",
+                    user_id=actor[0],
+                    agent_id=actor[1],
+                    metadata={"topic": topic, "flag": flag, "year": year},
+                ),
             )
     assert await _search(db, actor, "Lisbon", filters=MemoryFilters(metadata={"topic": "work"})) == ["Lisbon work"]
     assert await _search(db, actor, "Lisbon", filters=MemoryFilters(metadata={"flag": True})) == ["Lisbon travel"]
@@ -143,8 +170,16 @@ async def test_message_neighbours_are_context(db, actor):
     """The answer to a question often shares no word with it; the question turn before it does."""
     async with db.transaction() as s:
         chat = await create_session(s, SessionCreate(user_id=actor[0], agent_id=actor[1]))
-        turns = ["Hi there", "What instrument do you play?", "The cello, since I was nine", "Nice", "Bye",
-                 "See you", "Later", "Take care"]
+        turns = [
+            "Hi there",
+            "What instrument do you play?",
+            "The cello, since I was nine",
+            "Nice",
+            "Bye",
+            "See you",
+            "Later",
+            "Take care",
+        ]
         await add_messages(s, [MessageCreate(session_id=chat.id, role="user", text_content=t) for t in turns])
     async with db.transaction(readonly=True) as s:
         hits = await search_messages(s, "which instrument does she play", user_id=actor[0])
@@ -163,3 +198,19 @@ async def test_same_ranking_on_both_backends(db, actor):
 
 # Pinned: the same value on SQLite and PostgreSQL (and a change in the ranking shows up here first).
 EXPECTED_SCORES = [0.706348, 0.639926, 0.566522]
+
+
+async def test_named_update_keeps_the_stored_description_searchable(db, actor):
+    async with db.transaction() as s:
+        await upsert_memory(
+            s,
+            MemoryCreate(
+                content="Blue",
+                name="car",
+                description="colour of the vintage roadster",
+                user_id=actor[0],
+                agent_id=actor[1],
+            ),
+        )
+        await upsert_memory(s, MemoryCreate(content="Green", name="car", user_id=actor[0], agent_id=actor[1]))
+    assert (await _search(db, actor, "roadster"))[0] == "Green"
