@@ -35,6 +35,11 @@ examples:
 """
 
 
+def _say(message: str) -> None:
+    """Everything the command line says goes to stderr: in stdio mode stdout belongs to the protocol."""
+    print(message, file=sys.stderr)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="agent-memory-mcp",
@@ -87,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(args)
     except Exception as exc:  # noqa: BLE001 - a configuration error is reported, not traced
-        print(f"agent-memory-mcp: invalid configuration: {exc}", file=sys.stderr)
+        _say(f"agent-memory-mcp: invalid configuration: {exc}")
         return 2
     # stdout is the protocol channel in stdio mode: every log line goes to stderr.
     logging.basicConfig(level=settings.log_level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
@@ -122,9 +127,9 @@ def _migrate(settings: Any) -> int:
     try:
         outcome = anyio.run(run)
     except RepositoryError as exc:
-        print(f"agent-memory-mcp: {exc}", file=sys.stderr)
+        _say(f"agent-memory-mcp: {exc}")
         return 1
-    print(f"agent-memory-mcp: schema {outcome}", file=sys.stderr)
+    _say(f"agent-memory-mcp: schema {outcome}")
     return 0
 
 
@@ -137,25 +142,17 @@ def _import(settings: Any, file: str | None) -> int:
     from repository.errors import RepositoryError
 
     if not file:
-        print(
-            "agent-memory-mcp: import needs a file: agent-memory-mcp import memories.jsonl (or - for stdin)",
-            file=sys.stderr,
-        )
+        _say("agent-memory-mcp: import needs a file: agent-memory-mcp import memories.jsonl (or - for stdin)")
         return 2
     try:
         read, inserted = anyio.run(import_memories, settings, Path(file))
     except OSError as exc:
-        print(f"agent-memory-mcp: cannot read {file}: {exc.strerror or exc}", file=sys.stderr)
+        _say(f"agent-memory-mcp: cannot read {file}: {exc.strerror or exc}")
         return 1
     except (ImportLineError, RepositoryError) as exc:
-        print(
-            f"agent-memory-mcp: import stopped at {exc}; earlier batches were kept, run again to resume",
-            file=sys.stderr,
-        )
+        _say(f"agent-memory-mcp: import stopped at {exc}; earlier batches were kept, run again to resume")
         return 1
-    print(
-        f"agent-memory-mcp: read {read}, imported {inserted}, skipped {read - inserted} already stored", file=sys.stderr
-    )
+    _say(f"agent-memory-mcp: read {read}, imported {inserted}, skipped {read - inserted} already stored")
     return 0
 
 
