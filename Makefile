@@ -1,19 +1,20 @@
 # Each target sets itself up: a fresh clone needs only python3 (>= 3.11) and make.
+# Recipes are silent and set-up output goes to stderr: `make run` speaks MCP on stdout, nothing else may.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench-startup bench-locomo clean
+.PHONY: run test clean
 
 $(BIN)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $@
+	@$(PYTHON) -m venv $(VENV) >&2
+	@$(BIN)/python -m pip install --quiet --upgrade pip >&2
+	@$(BIN)/python -m pip install --quiet -e '.[test]' >&2
+	@touch $@
 
-## Serve MCP over stdio on the embedded SQLite default (created and migrated on first start).
+## Serve MCP over stdio on the embedded SQLite default (created and migrated when the first client connects).
 run: $(BIN)/.installed
-	$(BIN)/agent-memory-mcp
+	@$(BIN)/agent-memory-mcp
 
 ## Run the whole test suite on SQLite and PostgreSQL (127.0.0.1:5432).
 test: $(BIN)/.installed
