@@ -32,7 +32,10 @@ def _type(schema: dict) -> str:
         return schema["$ref"].rsplit("/", 1)[-1]
     if schema.get("format") == "date-time":
         return "datetime"
-    return schema.get("type", "any")
+    kind = schema.get("type", "any")
+    if isinstance(kind, list):
+        return " or ".join(k for k in kind if k != "null") or "null"
+    return kind
 
 
 async def render() -> str:

@@ -7,15 +7,19 @@ Listings and search results carry bounded text: contents over the preview size a
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 
 if TYPE_CHECKING:
     # Type hints only: importing the data layer's models costs start-up time before `initialize` is answered.
     from repository.models import Memory, Message, Session, SessionSummary
 
 Scope = Literal["user", "agent", "session", "global"]
+
+# `str | None` as one JSON Schema type list instead of pydantic's anyOf: the SDK client validates every result
+# against the output schema, and on a 50-message history page the anyOf branches were most of that cost.
+NullableStr = Annotated[str | None, WithJsonSchema({"type": ["string", "null"]})]
 
 
 def memory_scope(memory: Memory) -> Scope:
@@ -36,10 +40,10 @@ def _cut(text: str | None, limit: int | None) -> tuple[str | None, bool]:
 
 class SessionOut(BaseModel):
     id: str
-    name: str | None
-    platform: str | None
+    name: NullableStr
+    platform: NullableStr
     metadata: dict[str, Any]
-    agent_name: str | None = None
+    agent_name: NullableStr = None
     message_count: int | None = None
     created_at: datetime
     updated_at: datetime
@@ -63,13 +67,13 @@ class MessageOut(BaseModel):
     id: str
     session_id: str
     role: Literal["user", "assistant", "system", "tool"]
-    name: str | None = None
-    text_content: str | None
+    name: NullableStr = None
+    text_content: NullableStr
     truncated: bool = Field(default=False, description="True when text_content was cut; get_message has it whole.")
-    tool_calls: Any | None = None
-    tool_outputs: Any | None = None
-    message_type: str | None = None
-    media_url: str | None = None
+    tool_calls: Any = None
+    tool_outputs: Any = None
+    message_type: NullableStr = None
+    media_url: NullableStr = None
     created_at: datetime
 
     @classmethod
@@ -92,12 +96,12 @@ class MessageOut(BaseModel):
 
 class MemoryOut(BaseModel):
     id: str
-    name: str | None
+    name: NullableStr
     content: str
     truncated: bool = Field(default=False, description="True when content was cut; get_memory has it whole.")
-    description: str | None = None
+    description: NullableStr = None
     scope: Scope
-    session_id: str | None = None
+    session_id: NullableStr = None
     read_mode: Literal["system_prompt", "tool"]
     access: Literal["read_only", "read_write"]
     metadata: dict[str, Any]
@@ -136,7 +140,7 @@ class MemoryHitOut(BaseModel):
     purpose: every result field costs serialisation and output-schema validation on each call."""
 
     id: str
-    name: str | None
+    name: NullableStr
     content: str
     truncated: bool = Field(default=False, description="True when content was cut; get_memory has it whole.")
     scope: Scope
@@ -170,19 +174,19 @@ class SearchMemoriesResult(BaseModel):
 class MemoryList(BaseModel):
     memories: list[MemoryOut]
     total: int
-    next_cursor: str | None
+    next_cursor: NullableStr
 
 
 class DeletedMemory(BaseModel):
     id: str
     deleted: bool
-    name: str | None
+    name: NullableStr
 
 
 class HistoryResult(BaseModel):
     session_id: str
     messages: list[MessageOut] = Field(description="Chronological order within the page.")
-    next_cursor: str | None = Field(description="Pass back to get the next page; null when there is none.")
+    next_cursor: NullableStr = Field(description="Pass back to get the next page; null when there is none.")
     start: Literal["latest", "oldest"]
 
 
@@ -193,7 +197,7 @@ class MessageBatch(BaseModel):
 class SessionList(BaseModel):
     sessions: list[SessionOut]
     total: int
-    next_cursor: str | None
+    next_cursor: NullableStr
 
 
 class MessageHitOut(BaseModel):
@@ -202,8 +206,8 @@ class MessageHitOut(BaseModel):
     id: str
     session_id: str
     role: Literal["user", "assistant", "system", "tool"]
-    name: str | None = None
-    text_content: str | None
+    name: NullableStr = None
+    text_content: NullableStr
     truncated: bool = Field(default=False, description="True when text_content was cut; get_message has it whole.")
     created_at: datetime
     score: float = Field(description="Relevance; higher is better. Only comparable within one search.")
@@ -228,4 +232,4 @@ class MessageHitOut(BaseModel):
 class SearchHistoryResult(BaseModel):
     results: list[MessageHitOut]
     query_terms: list[str]
-    session_id: str | None = Field(description="The one session searched, or null for all of the user's sessions.")
+    session_id: NullableStr = Field(description="The one session searched, or null for all of the user's sessions.")
