@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from repository._sync import in_async_session
-from repository.memories import not_expired, visible_to
+from repository.memories import not_expired, scope_kind_is, visible_to
 from repository.models import Memory, Message
 from repository.tables import MemoryRow, MessageRow, SearchStatsRow, SessionRow
 from repository.textsearch import B, CTX_WEIGHT, K1, bm25f_scores, fts5_match, pg_tsquery, query_terms
@@ -141,20 +141,15 @@ def _match_condition(session: Session, row_table: Any, fts_name: str, terms: lis
 
 
 def _scope_condition(user_id: uuid.UUID, agent_id: uuid.UUID, filters: MemoryFilters) -> ColumnElement[bool]:
-    parts = []
-    if "user" in filters.scopes:
-        parts.append(and_(MemoryRow.agent_id == agent_id, MemoryRow.user_id == user_id, MemoryRow.session_id.is_(None)))
-    if "agent" in filters.scopes:
-        parts.append(and_(MemoryRow.agent_id == agent_id, MemoryRow.user_id.is_(None), MemoryRow.session_id.is_(None)))
-    if "global" in filters.scopes:
-        parts.append(and_(MemoryRow.agent_id.is_(None), MemoryRow.user_id.is_(None), MemoryRow.session_id.is_(None)))
-    if "session" in filters.scopes:
-        session_part = and_(MemoryRow.user_id == user_id, MemoryRow.session_id.is_not(None))
-        if filters.session_id is not None:
-            session_part = and_(session_part, MemoryRow.session_id == filters.session_id)
-        parts.append(session_part)
-    # Always inside the visibility rules, whatever the scopes say.
-    return and_(visible_to(user_id, agent_id), or_(*parts)) if parts else literal_column("1 = 0")
+    """The chosen kinds of scope, always inside the visibility rules of (user, agent), whatever the scopes say."""
+    kinds = [scope_kind_is(kind) for kind in sorted(filters.scopes)]
+    if not kinds:
+        return literal_column("1 = 0")
+    condition = and_(visible_to(user_id, agent_id), or_(*kinds))
+    if filters.session_id is not None:
+        # Narrow the session-scoped memories to one session; memories of the other scopes are unaffected.
+        condition = and_(condition, or_(MemoryRow.session_id.is_(None), MemoryRow.session_id == filters.session_id))
+    return condition
 
 
 def _memory_filters(filters: MemoryFilters) -> list[ColumnElement[bool]]:
