@@ -207,17 +207,16 @@ def register(server: MCPServer[Any]) -> None:
         Example: list_sessions(limit=10)
         """
         state, actor = await acting(ctx)
-        from repository._paging import decode_cursor, encode_cursor
+        from repository._paging import next_offset_cursor, offset_from_cursor
         from repository.sessions import list_sessions as fetch_page
 
-        offset = int(decode_cursor(cursor, "sessions").get("o", 0)) if cursor else 0
+        offset = offset_from_cursor(cursor, "sessions")
         async with state.transaction(readonly=True) as session:
             page = await fetch_page(session, user_id=actor.user_id, agent_id=actor.agent_id, limit=limit, offset=offset)
-        more = offset + len(page.items) < page.total
         return SessionList(
             sessions=[SessionOut.of(s) for s in page.items],
             total=page.total,
-            next_cursor=encode_cursor("sessions", o=offset + len(page.items)) if more else None,
+            next_cursor=next_offset_cursor("sessions", page),
         )
 
     @server.tool(annotations=READ.model_copy(update={"title": "Search past conversations"}))

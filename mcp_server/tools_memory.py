@@ -205,10 +205,10 @@ def register(server: MCPServer[Any]) -> None:
         Example: list_memories(limit=20) then list_memories(cursor=<next_cursor>)
         """
         state, actor = await acting(ctx)
-        from repository._paging import decode_cursor, encode_cursor
+        from repository._paging import next_offset_cursor, offset_from_cursor
         from repository.memories import list_memories as fetch_page
 
-        offset = int(decode_cursor(cursor, "memories").get("o", 0)) if cursor else 0
+        offset = offset_from_cursor(cursor, "memories")
         filters: dict[str, Any] = {
             "visible_to_pair": (actor.user_id, actor.agent_id),
             "read_mode": read_mode,
@@ -220,11 +220,10 @@ def register(server: MCPServer[Any]) -> None:
         async with state.transaction(readonly=True) as session:
             page = await fetch_page(session, **filters, limit=limit, offset=offset)
         items = [MemoryOut.of(m, state.settings.listing_preview_chars) for m in page.items]
-        more = offset + len(page.items) < page.total
         return MemoryList(
             memories=items,
             total=page.total,
-            next_cursor=encode_cursor("memories", o=offset + len(page.items)) if more else None,
+            next_cursor=next_offset_cursor("memories", page),
         )
 
     @server.tool(

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from repository.errors import InvalidInputError
+from repository.models import Page
 
 MAX_PAGE_SIZE = 1000
 
@@ -62,3 +63,19 @@ def dialect_insert(session: AsyncSession | Session, table: Any) -> Any:
     else:
         from sqlalchemy.dialects.sqlite import insert
     return insert(table)
+
+
+def offset_from_cursor(cursor: str | None, kind: str) -> int:
+    """The offset an offset-paged listing's cursor points at (0 without a cursor)."""
+    if cursor is None:
+        return 0
+    offset = decode_cursor(cursor, kind).get("o")
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise InvalidInputError("cursor is not valid: pass the next_cursor value from the previous page unchanged.")
+    return offset
+
+
+def next_offset_cursor(kind: str, page: Page[Any]) -> str | None:
+    """The cursor of the page after `page`, or None when it was the last."""
+    end = page.offset + len(page.items)
+    return encode_cursor(kind, o=end) if end < page.total else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from repository._paging import encode_cursor
 from tests.mcp_helpers import call, connect
 
 pytestmark = pytest.mark.anyio
@@ -56,6 +57,9 @@ BAD_CALLS = [
     ("get_memory", {"memory_id": "'; DROP TABLE memories; --"}),
     ("delete_memory", {"memory_id": "00000000-0000-0000-0000-000000000000"}),
     ("list_memories", {"cursor": "garbage"}),
+    ("list_memories", {"cursor": encode_cursor("memories", o="abc")}),
+    ("list_memories", {"cursor": encode_cursor("memories", o=-5)}),
+    ("list_sessions", {"cursor": encode_cursor("memories", o=0)}),
     ("list_memories", {"limit": -1}),
     ("list_memories", {"scope": "mine"}),
     ("create_session", {"metadata": [1, 2]}),
@@ -175,3 +179,11 @@ async def test_a_newer_schema_is_refused_with_a_clear_message(tmp_path):
         for _ in range(2):  # refused every time, not retried into a migration
             text_ = assert_clean_error(await client.call_tool("list_memories", {}), "list_memories")
             assert "9999_from_the_future" in text_ and "newer version" in text_
+
+
+@pytest.mark.parametrize("offset", ["abc", -5, True, 1.5])
+async def test_forged_listing_cursors_are_named_as_the_problem(database_url, offset):
+    async with connect(database_url) as client:
+        for tool, kind in (("list_memories", "memories"), ("list_sessions", "sessions")):
+            result = await client.call_tool(tool, {"cursor": encode_cursor(kind, o=offset)})
+            assert "cursor is not valid" in assert_clean_error(result, tool)
