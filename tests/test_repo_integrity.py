@@ -49,6 +49,7 @@ from repository import (
     upsert_memory,
 )
 from repository.tables import MemoryRow, MessageRow
+from tests.repo_helpers import two_users_two_agents
 
 pytestmark = pytest.mark.anyio
 
@@ -57,10 +58,7 @@ pytestmark = pytest.mark.anyio
 async def world(db):
     """Two users with a session each on one agent, a second agent, and memories of every scope."""
     async with db.transaction() as s:
-        alice = await create_user(s, UserCreate(email="alice@example.com"))
-        bob = await create_user(s, UserCreate(email="bob@example.com"))
-        helper = await create_agent(s, AgentCreate(name="helper"))
-        other = await create_agent(s, AgentCreate(name="other"))
+        alice, bob, helper, other = await two_users_two_agents(s)
         a_chat = await create_session(s, SessionCreate(user_id=alice.id, agent_id=helper.id))
         a_other = await create_session(s, SessionCreate(user_id=alice.id, agent_id=other.id))
         b_chat = await create_session(s, SessionCreate(user_id=bob.id, agent_id=helper.id))

@@ -9,7 +9,6 @@ import pytest
 from pydantic import ValidationError
 
 from repository import (
-    AgentCreate,
     ConflictError,
     InvalidInputError,
     MemoryCreate,
@@ -19,12 +18,9 @@ from repository import (
     ReadOnlyError,
     RepositoryError,
     SessionCreate,
-    UserCreate,
     bulk_insert_memories,
-    create_agent,
     create_memory,
     create_session,
-    create_user,
     delete_memory,
     get_memory,
     get_memory_by_name,
@@ -32,6 +28,7 @@ from repository import (
     update_memory,
     upsert_memory,
 )
+from tests.repo_helpers import two_users_two_agents
 
 pytestmark = pytest.mark.anyio
 
@@ -39,10 +36,7 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 async def world(db):
     async with db.transaction() as s:
-        alice = await create_user(s, UserCreate(email="alice@example.com"))
-        bob = await create_user(s, UserCreate(email="bob@example.com"))
-        helper = await create_agent(s, AgentCreate(name="helper"))
-        other = await create_agent(s, AgentCreate(name="other"))
+        alice, bob, helper, other = await two_users_two_agents(s)
         chat = await create_session(s, SessionCreate(user_id=alice.id, agent_id=helper.id))
     return {"alice": alice, "bob": bob, "helper": helper, "other": other, "chat": chat}
 

@@ -9,7 +9,6 @@ import pytest
 from pydantic import ValidationError
 
 from repository import (
-    AgentCreate,
     AgentUpdate,
     InvalidInputError,
     MessageCreate,
@@ -17,12 +16,9 @@ from repository import (
     NotFoundError,
     SessionCreate,
     SessionUpdate,
-    UserCreate,
     add_message,
     add_messages,
-    create_agent,
     create_session,
-    create_user,
     delete_message,
     delete_session,
     get_history,
@@ -35,6 +31,7 @@ from repository import (
     update_session,
 )
 from repository._paging import encode_cursor
+from tests.repo_helpers import two_users_two_agents
 
 pytestmark = pytest.mark.anyio
 
@@ -43,10 +40,7 @@ pytestmark = pytest.mark.anyio
 async def world(db):
     """Two users, two agents, one session of (alice, helper)."""
     async with db.transaction() as s:
-        alice = await create_user(s, UserCreate(email="alice@example.com"))
-        bob = await create_user(s, UserCreate(email="bob@example.com"))
-        helper = await create_agent(s, AgentCreate(name="helper"))
-        other = await create_agent(s, AgentCreate(name="other"))
+        alice, bob, helper, other = await two_users_two_agents(s)
         chat = await create_session(s, SessionCreate(user_id=alice.id, agent_id=helper.id, name="chat"))
     return {"alice": alice, "bob": bob, "helper": helper, "other": other, "chat": chat}
 
