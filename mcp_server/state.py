@@ -36,8 +36,6 @@ class Actor:
 
     user_id: uuid.UUID
     agent_id: uuid.UUID
-    user_key: str
-    agent_key: str
 
 
 class _Attempt:
@@ -154,7 +152,7 @@ class AppState:
             async with self.transaction() as session:
                 user = await get_or_create_user_by_email(session, user_key)
                 agent = await get_or_create_agent_by_name(session, agent_key)
-            self._actors[key] = Actor(user.id, agent.id, user_key, agent_key)
+            self._actors[key] = Actor(user.id, agent.id)
         return self._actors[key]
 
     async def close(self) -> None:
