@@ -3,9 +3,14 @@
 1. The question is reduced to stems (`textsearch.query_terms`); none left means no results, not an error.
 2. Collection statistics (document frequencies, average field lengths) come from the database: `search_stats`,
    plus FTS5's own vocabulary table on SQLite and the trigger-kept `search_terms` table on PostgreSQL.
-3. Stems found in more than COMMON_TERM_SHARE of all rows are left out of the candidate query (they would make it
-   match most of the table) but still count in the final score.
-4. The full-text index returns at most CANDIDATES visible rows (stems only), ordered by the engine's cheap rank.
+3. The candidate query never makes the engine score more than about CANDIDATE_POSTINGS index entries, whatever the
+   collection size (`_plan`): the rarest stems are asked for, in order of document frequency, while their summed
+   frequencies fit; stems in more than COMMON_TERM_SHARE of all rows are never asked for. When even the rarest stem
+   is too common, the query instead takes the newest rows that hold every stem (the index walks them in row order
+   and stops at CANDIDATES), topped up with the newest rows holding any of them. Left-out stems still count in
+   the final score.
+4. The full-text index returns at most CANDIDATES visible rows (stems only), ordered by the engine's cheap rank
+   (or by recency, in the second case).
 5. BM25F over body and neighbour context (`textsearch.bm25f_scores`) orders them; the same code on both backends.
 6. Only the winners are loaded in full.
 """
@@ -17,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import (
     ColumnElement,
@@ -42,6 +48,9 @@ from repository.textsearch import B, CTX_WEIGHT, K1, bm25f_scores, fts5_match, p
 
 MAX_RESULTS = 100
 CANDIDATES = 100
+# Engine-ranked index entries per search at most: bm25 (FTS5) and ts_rank cost ~1.5 us per matching row, so
+# OR-ing common words at 1M rows meant scoring most of the table (~1 s) before taking 100.
+CANDIDATE_POSTINGS = 2_000
 COMMON_TERM_SHARE = 0.25
 
 # The FTS5 tables and their vocabularies (created by the migrations), as much of them as queries need.
@@ -82,34 +91,85 @@ class _Stats:
 
 
 def _stats(session: Session, kind: str, fts_name: str, terms: Sequence[str]) -> _Stats:
-    """Collection size, field lengths and the document frequency of each term, in one round trip."""
+    """Collection size, field lengths and the document frequency of each term."""
     totals = select(
         SearchStatsRow.n_docs, SearchStatsRow.body_len, SearchStatsRow.ctx_len, literal(None, String).label("term")
     ).where(SearchStatsRow.kind == kind)
+    n, body_len, ctx_len, df = 0, 0, 0, {}
     if session.get_bind().dialect.name == "sqlite":
-        vocab = _vocab[fts_name]
-        counts = select(vocab.c.doc, literal(0), literal(0), vocab.c.term).where(vocab.c.term.in_(list(terms)))
+        for count, body, ctx, _ in session.execute(totals).all():
+            n, body_len, ctx_len = max(int(count), 0), int(body), int(ctx)
+        df = _sqlite_document_frequencies(session, fts_name, terms, n)
     else:
+        # One round trip: the trigger-kept search_terms table holds each stem's document frequency.
         counts = select(_search_terms.c.df, literal(0), literal(0), _search_terms.c.term).where(
             _search_terms.c.kind == kind, _search_terms.c.term.in_(list(terms))
         )
-    n, body_len, ctx_len, df = 0, 0, 0, {}
-    for count, body, ctx, term in session.execute(union_all(totals, counts)).all():
-        if term is None:
-            n, body_len, ctx_len = max(int(count), 0), int(body), int(ctx)
-        else:
-            df[term] = int(count)
+        for count, body, ctx, term in session.execute(union_all(totals, counts)).all():
+            if term is None:
+                n, body_len, ctx_len = max(int(count), 0), int(body), int(ctx)
+            else:
+                df[term] = int(count)
     return _Stats(n_docs=n, avg_body=body_len / n if n else 0.0, avg_ctx=ctx_len / n if n else 0.0, df=df)
 
 
-def _candidate_terms(terms: Sequence[str], stats: _Stats) -> list[str]:
-    """Terms worth asking the index for: present somewhere, and not in most rows (unless nothing else is left)."""
-    present = [t for t in terms if stats.df.get(t, 0) > 0]
-    limit = max(COMMON_TERM_SHARE * stats.n_docs, 1)
-    selective = [t for t in present if stats.df[t] <= limit]
-    if selective or not present:
-        return selective
-    return [min(present, key=lambda t: stats.df[t])]
+# FTS5's vocabulary table counts a term's documents by walking its whole posting list: ~35 ms for a word in 1M rows,
+# paid on every search. Frequencies of at least DF_CACHE_MIN are therefore kept per engine and reused until the
+# collection has grown or shrunk by more than DF_CACHE_DRIFT of its size (a drift that moves such a word's idf by
+# well under 1%); rarer terms are cheap to count and always counted afresh, so small collections stay exact.
+DF_CACHE_MIN = 10_000
+DF_CACHE_DRIFT = 0.01
+_df_cache: WeakKeyDictionary[Any, dict[tuple[str, str], tuple[int, int]]] = WeakKeyDictionary()
+
+
+def _sqlite_document_frequencies(session: Session, fts_name: str, terms: Sequence[str], n_docs: int) -> dict[str, int]:
+    cache = _df_cache.setdefault(session.get_bind(), {})
+    df: dict[str, int] = {}
+    missing = []
+    for term in terms:
+        known = cache.get((fts_name, term))
+        if known is not None and abs(n_docs - known[1]) <= DF_CACHE_DRIFT * known[1]:
+            df[term] = known[0]
+        else:
+            missing.append(term)
+    if missing:
+        vocab = _vocab[fts_name]
+        found = session.execute(select(vocab.c.term, vocab.c.doc).where(vocab.c.term.in_(missing))).all()
+        for term, count in found:
+            df[term] = int(count)
+            if count >= DF_CACHE_MIN:
+                cache[(fts_name, term)] = (int(count), n_docs)
+            else:
+                cache.pop((fts_name, term), None)
+    return df
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What to ask the full-text index: `ranked` = any of `terms`, engine-ranked; else all of them, newest first."""
+
+    terms: list[str]
+    ranked: bool
+
+
+def _plan(terms: Sequence[str], stats: _Stats) -> _Plan | None:
+    """Which stems to ask the index for, and how (see the module docstring, step 3). None: nothing can match."""
+    present = sorted((t for t in terms if stats.df.get(t, 0) > 0), key=lambda t: (stats.df[t], t))
+    if not present:
+        return None
+    share_limit = max(COMMON_TERM_SHARE * stats.n_docs, 1)
+    chosen: list[str] = []
+    postings = 0
+    for term in present:
+        df = stats.df[term]
+        # The rarest stem is always worth ranking if it fits the budget, even when common in a small collection.
+        if postings + df > CANDIDATE_POSTINGS or (chosen and df > share_limit):
+            break
+        chosen.append(term)
+        postings += df
+    if chosen:
+        return _Plan(sorted(chosen, key=terms.index), ranked=True)
+    return _Plan(list(present), ranked=False)
 
 
 def _rank(rows: Sequence[Any], terms: Sequence[str], stats: _Stats) -> list[tuple[Any, float]]:
@@ -128,16 +188,41 @@ def _rank(rows: Sequence[Any], terms: Sequence[str], stats: _Stats) -> list[tupl
     return [(row, score) for row, score in ranked if score > 0]
 
 
-def _match_condition(session: Session, row_table: Any, fts_name: str, terms: list[str]) -> tuple[Any, Any, Any]:
-    """(join target or None, WHERE clause, ORDER BY) selecting rows that contain any of `terms`."""
+def _match_condition(session: Session, row_table: Any, fts_name: str, plan: _Plan, *, every: bool) -> tuple[Any, Any, Any]:
+    """(join target or None, WHERE clause, ORDER BY) selecting rows that contain any (or, with `every`, all) of the
+    plan's terms, ordered by the engine's rank for a ranked plan and newest first otherwise."""
+    newest_first = not plan.ranked
     if session.get_bind().dialect.name == "sqlite":
         fts = _fts[fts_name]
-        match = text(f"{fts_name} MATCH :match").bindparams(match=fts5_match(terms))
-        rank = literal_column(f"bm25({fts_name}, 1.0, {CTX_WEIGHT})")
-        return (fts, fts.c.rowid == row_table.seq), match, rank.asc()
-    query = func.to_tsquery("simple", pg_tsquery(terms))
+        match = text(f"{fts_name} MATCH :match").bindparams(match=fts5_match(plan.terms, every=every))
+        # FTS5 walks its index in rowid order itself, so LIMIT stops the walk early: no sort of every match.
+        rank = fts.c.rowid.desc() if newest_first else literal_column(f"bm25({fts_name}, 1.0, {CTX_WEIGHT})").asc()
+        return (fts, fts.c.rowid == row_table.seq), match, rank
+    query = func.to_tsquery("simple", pg_tsquery(plan.terms, every=every))
     vector = literal_column(f"{row_table.__tablename__}.search_tsv")
-    return None, vector.op("@@")(query), func.ts_rank(vector, query, 1).desc()
+    rank = row_table.seq.desc() if newest_first else func.ts_rank(vector, query, 1).desc()
+    return None, vector.op("@@")(query), rank
+
+
+def _candidates(
+    session: Session, row_table: Any, fts_name: str, plan: _Plan, conditions: Sequence[ColumnElement[bool]]
+) -> list[Any]:
+    """At most CANDIDATES visible rows (seq and search columns) for the plan."""
+
+    def fetch(every: bool, limit: int) -> list[Any]:
+        join, match, order = _match_condition(session, row_table, fts_name, plan, every=every)
+        statement = select(row_table.seq, row_table.search_body, row_table.search_ctx)
+        if join is not None:
+            statement = statement.join(*join)
+        return list(session.execute(statement.where(match, *conditions).order_by(order).limit(limit)).all())
+
+    if plan.ranked:
+        return fetch(every=False, limit=CANDIDATES)
+    found = fetch(every=True, limit=CANDIDATES)
+    if len(found) < CANDIDATES and len(plan.terms) > 1:
+        seen = {row.seq for row in found}
+        found += [row for row in fetch(every=False, limit=CANDIDATES) if row.seq not in seen]
+    return found[:CANDIDATES]
 
 
 def _scope_condition(user_id: uuid.UUID, agent_id: uuid.UUID, filters: MemoryFilters) -> ColumnElement[bool]:
@@ -188,19 +273,11 @@ def search_memories_sync(
     if not terms:
         return []
     stats = _stats(session, "memory", "memories_fts", terms)
-    wanted = _candidate_terms(terms, stats)
-    if not wanted:
+    plan = _plan(terms, stats)
+    if plan is None:
         return []
-    join, match, order = _match_condition(session, MemoryRow, "memories_fts", wanted)
-    statement = select(MemoryRow.seq, MemoryRow.search_body, MemoryRow.search_ctx)
-    if join is not None:
-        statement = statement.join(*join)
-    statement = (
-        statement.where(match, _scope_condition(user_id, agent_id, filters), *_memory_filters(filters))
-        .order_by(order)
-        .limit(CANDIDATES)
-    )
-    candidates = session.execute(statement).all()
+    conditions = [_scope_condition(user_id, agent_id, filters), *_memory_filters(filters)]
+    candidates = _candidates(session, MemoryRow, "memories_fts", plan, conditions)
     ranked = _rank(candidates, terms, stats)[: max(1, min(limit, MAX_RESULTS))]
     rows = _load(session, MemoryRow, [c.seq for c, _ in ranked])
     return [MemoryHit(Memory.model_validate(rows[c.seq]), score) for c, score in ranked]
@@ -226,27 +303,22 @@ def search_messages_sync(
     if not terms:
         return []
     stats = _stats(session, "message", "messages_fts", terms)
-    wanted = _candidate_terms(terms, stats)
-    if not wanted:
+    plan = _plan(terms, stats)
+    if plan is None:
         return []
     owned = select(SessionRow.id).where(SessionRow.user_id == user_id)
     if agent_id is not None:
         owned = owned.where(SessionRow.agent_id == agent_id)
     if session_ids:
         owned = owned.where(SessionRow.id.in_(list(session_ids)))
-    join, match, order = _match_condition(session, MessageRow, "messages_fts", wanted)
-    statement = select(MessageRow.seq, MessageRow.search_body, MessageRow.search_ctx)
-    if join is not None:
-        statement = statement.join(*join)
-    conditions = [match, MessageRow.session_id.in_(owned)]
+    conditions: list[ColumnElement[bool]] = [MessageRow.session_id.in_(owned)]
     if roles:
         conditions.append(MessageRow.role.in_(list(roles)))
     if created_after is not None:
         conditions.append(MessageRow.created_at >= created_after)
     if created_before is not None:
         conditions.append(MessageRow.created_at < created_before)
-    statement = statement.where(*conditions).order_by(order).limit(CANDIDATES)
-    candidates = session.execute(statement).all()
+    candidates = _candidates(session, MessageRow, "messages_fts", plan, conditions)
     ranked = _rank(candidates, terms, stats)[: max(1, min(limit, MAX_RESULTS))]
     rows = _load(session, MessageRow, [c.seq for c, _ in ranked])
     return [MessageHit(Message.model_validate(rows[c.seq]), score) for c, score in ranked]

@@ -214,3 +214,95 @@ async def test_named_update_keeps_the_stored_description_searchable(db, actor):
         )
         await upsert_memory(s, MemoryCreate(content="Green", name="car", user_id=actor[0], agent_id=actor[1]))
     assert (await _search(db, actor, "roadster"))[0] == "Green"
+
+
+def _stats(n_docs, df):
+    from repository.search import _Stats
+
+    return _Stats(n_docs=n_docs, avg_body=10.0, avg_ctx=40.0, df=df)
+
+
+def test_plan_ranks_the_rarest_terms_that_fit_the_budget():
+    from repository.search import CANDIDATE_POSTINGS, _plan
+
+    assert CANDIDATE_POSTINGS == 2_000
+    plan = _plan(["cat", "rare", "dog", "odd", "gone"], _stats(100_000, {"rare": 1, "odd": 10, "dog": 900, "cat": 1500}))
+    # 1 + 10 + 900 fit; adding cat (1500) would not. Query order is kept; absent words are dropped.
+    assert plan is not None and plan.ranked and plan.terms == ["rare", "dog", "odd"]
+
+
+def test_plan_leaves_out_words_in_most_rows_unless_nothing_else_is_left():
+    from repository.search import _plan
+
+    small = _stats(100, {"caroline": 60, "adopt": 3})
+    assert _plan(["caroline", "adopt"], small).terms == ["adopt"]
+    only_common = _plan(["caroline"], small)
+    assert only_common.ranked and only_common.terms == ["caroline"]
+
+
+def test_plan_takes_the_newest_rows_when_even_the_rarest_word_is_too_common():
+    from repository.search import _plan
+
+    plan = _plan(["user", "meeting", "absent"], _stats(1_000_000, {"user": 400_000, "meeting": 250_000}))
+    assert plan is not None and not plan.ranked and plan.terms == ["meeting", "user"]
+    assert _plan(["absent"], _stats(10, {})) is None
+
+
+async def test_common_words_search_the_newest_rows_holding_all_of_them(db, actor, monkeypatch):
+    import repository.search as search_module
+
+    # A tiny budget stands in for a large collection: 'apple' and 'pie' are each too common to rank every match.
+    monkeypatch.setattr(search_module, "CANDIDATE_POSTINGS", 3)
+    monkeypatch.setattr(search_module, "CANDIDATES", 3)
+    async with db.transaction() as s:
+        other = await get_or_create_user_by_email(s, "eve@example.com")
+        for i in range(4):
+            await upsert_memory(s, MemoryCreate(content=f"apple pie recipe {i}", user_id=actor[0], agent_id=actor[1]))
+        for i in range(4):  # newer, but not visible: never candidates
+            await upsert_memory(s, MemoryCreate(content=f"apple pie secret {i}", user_id=other.id, agent_id=actor[1]))
+    results = await _search(db, actor, "apple pie")
+    # The three newest visible rows holding both words, nothing older and nothing of Eve's.
+    assert sorted(results) == [f"apple pie recipe {i}" for i in (1, 2, 3)]
+
+
+async def test_common_words_top_up_with_rows_holding_any_of_them(db, actor, monkeypatch):
+    import repository.search as search_module
+
+    monkeypatch.setattr(search_module, "CANDIDATE_POSTINGS", 1)
+    async with db.transaction() as s:
+        for i in range(3):
+            await upsert_memory(s, MemoryCreate(content=f"plum jam {i}", user_id=actor[0], agent_id=actor[1]))
+        await upsert_memory(s, MemoryCreate(content="plum and quince", user_id=actor[0], agent_id=actor[1]))
+        # Agent-wide, so no neighbour lends it 'plum': only the top-up (rows holding any word) can find it.
+        await upsert_memory(s, MemoryCreate(content="quince paste", user_id=None, agent_id=actor[1]))
+    results = await _search(db, actor, "plum quince")
+    assert results[0] == "plum and quince"
+    # (Rows lent a word by their neighbours' context may come too; these must.)
+    assert {"plum and quince", "quince paste", "plum jam 0", "plum jam 1", "plum jam 2"} <= set(results)
+
+
+async def test_cached_document_frequencies_are_refreshed_when_the_collection_drifts(db, actor, monkeypatch):
+    import repository.search as search_module
+
+    monkeypatch.setattr(search_module, "DF_CACHE_MIN", 1)  # cache every term, as large collections cache common ones
+
+    async def df_of(term):
+        async with db.transaction(readonly=True) as s:
+            return (await s.run_sync(search_module._stats, "memory", "memories_fts", [term])).df.get(term)
+
+    before = await df_of("teal")
+    async with db.transaction() as s:
+        # One memory in, one out: the collection size is unchanged.
+        await upsert_memory(s, MemoryCreate(content="teal scarf", user_id=actor[0], agent_id=actor[1]))
+        await delete_memory(s, (await search_memories(s, "Asics", user_id=actor[0], agent_id=actor[1]))[0].memory.id)
+    same_size = await df_of("teal")
+    if db.dialect == "sqlite":
+        assert same_size == before  # the cached count is reused (FTS5 would have to walk the posting list)
+    else:
+        assert same_size > before  # PostgreSQL reads its trigger-kept table: always exact, nothing cached
+    async with db.transaction() as s:
+        # Growing by more than DF_CACHE_DRIFT (here one memory in seven) makes SQLite count again.
+        await upsert_memory(s, MemoryCreate(content="teal mug", user_id=actor[0], agent_id=actor[1]))
+    async with db.transaction(readonly=True) as s:
+        exact = len(await search_memories(s, "teal", user_id=actor[0], agent_id=actor[1], limit=50))
+    assert await df_of("teal") == exact > same_size
