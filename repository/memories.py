@@ -45,6 +45,15 @@ def visible_to(user_id: uuid.UUID, agent_id: uuid.UUID) -> ColumnElement[bool]:
     )
 
 
+def visibility_partitions(user_id: uuid.UUID, agent_id: uuid.UUID) -> list[ColumnElement[bool]]:
+    """`visible_to` as four disjoint (agent, user) equalities, each a key prefix of ix_memories_agent_user_seq."""
+    return [
+        and_(agent, user)
+        for agent in (MemoryRow.agent_id == agent_id, MemoryRow.agent_id.is_(None))
+        for user in (MemoryRow.user_id == user_id, MemoryRow.user_id.is_(None))
+    ]
+
+
 def not_expired(now: datetime | None = None) -> ColumnElement[bool]:
     return or_(MemoryRow.expires_at.is_(None), MemoryRow.expires_at > (now or utcnow()))
 

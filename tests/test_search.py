@@ -306,3 +306,40 @@ async def test_cached_document_frequencies_are_refreshed_when_the_collection_dri
     async with db.transaction(readonly=True) as s:
         exact = len(await search_memories(s, "teal", user_id=actor[0], agent_id=actor[1], limit=50))
     assert await df_of("teal") == exact > same_size
+
+
+async def test_newest_first_walks_each_visibility_partition_without_crossing_users(db, actor, monkeypatch):
+    import repository.search as search_module
+
+    # One candidate: on PostgreSQL the estimated matches now outweigh the cost of walking the key backwards, so the
+    # per-(agent, user) walks are merged; on SQLite the FTS5 index walks rowids. Both must give the newest visible.
+    monkeypatch.setattr(search_module, "CANDIDATE_POSTINGS", 3)
+    monkeypatch.setattr(search_module, "CANDIDATES", 1)
+    async with db.transaction() as s:
+        other = await get_or_create_user_by_email(s, "eve@example.com")
+        for i in range(4):
+            await upsert_memory(s, MemoryCreate(content=f"apple pie recipe {i}", user_id=actor[0], agent_id=actor[1]))
+        await upsert_memory(s, MemoryCreate(content="apple pie for the agent", user_id=None, agent_id=actor[1]))
+        for i in range(4):
+            await upsert_memory(s, MemoryCreate(content=f"apple pie secret {i}", user_id=other.id, agent_id=actor[1]))
+    assert await _search(db, actor, "apple pie") == ["apple pie for the agent"]
+    assert await _search(db, actor, "apple pie", filters=MemoryFilters(scopes=frozenset({"user"}))) == [
+        "apple pie recipe 3"
+    ]
+
+
+async def test_postgresql_walks_the_key_only_when_matches_are_dense(db):
+    from repository.search import _match_condition, _Plan
+    from repository.tables import MemoryRow
+
+    def walks(matches: float):
+        def check(sync_session):
+            plan = _Plan(["x"], ranked=False, all_terms_estimate=matches, any_term_estimate=matches, n_docs=1_000_000)
+            return _match_condition(sync_session, MemoryRow, "memories_fts", plan, every=True)[3]
+
+        return check
+
+    async with db.transaction(readonly=True) as s:
+        dense, sparse = await s.run_sync(walks(250_000)), await s.run_sync(walks(2_500))
+    # SQLite's FTS5 always walks its own index in rowid order: nothing to choose.
+    assert (dense, sparse) == ((True, False) if db.dialect == "postgresql" else (False, False))
