@@ -48,10 +48,12 @@ async def explain_hot_queries(url: str, user_email: str, agent_name: str, sessio
     """One row per hot statement: the operation, the statement's first words, the scan nodes, and any seq scan."""
     import uuid
 
-    from sqlalchemy import event, select
+    from sqlalchemy import select
+    from sqlalchemy.ext.asyncio import AsyncSession
 
     from repository import Database, MemoryCreate, MessageCreate, get_or_create_agent_by_name
     from repository import get_or_create_user_by_email
+    from repository._paging import encode_cursor
     from repository.memories import get_memory_sync, list_memories_sync, upsert_memory_sync
     from repository.messages import add_messages_sync, get_history_sync
     from repository.search import search_memories_sync, search_messages_sync
@@ -64,94 +66,113 @@ async def explain_hot_queries(url: str, user_email: str, agent_name: str, sessio
     rows: list[dict[str, Any]] = []
     try:
         async with db.transaction() as s:
-            user = await get_or_create_user_by_email(s, user_email)
-            agent = await get_or_create_agent_by_name(s, agent_name)
-        u, a = user.id, agent.id
-        async with db.transaction(readonly=True) as s:
+            u = (await get_or_create_user_by_email(s, user_email)).id
+            a = (await get_or_create_agent_by_name(s, agent_name)).id
+        async with db.engine.connect() as conn:
+            outer = await conn.begin()  # rolled back at the end: the database is left as it was
+            session = AsyncSession(bind=conn, expire_on_commit=False, autoflush=False)
+            await _add_other_tenants(conn)
             if session_id is None:
-                session_id = str((await s.execute(select(SessionRow.id).where(SessionRow.user_id == u).limit(1))).scalar())
+                session_id = str((await session.execute(select(SessionRow.id).where(SessionRow.user_id == u))).scalar())
             sid = uuid.UUID(session_id)
-            memory_id = (await s.execute(select(MemoryRow.id).order_by(MemoryRow.seq.desc()).limit(1))).scalar()
-            lo, hi = (
-                await s.execute(
-                    select(MessageRow.seq).where(MessageRow.session_id == sid).order_by(MessageRow.seq).limit(1)
-                )
-            ).scalar(), (
-                await s.execute(
-                    select(MessageRow.seq).where(MessageRow.session_id == sid).order_by(MessageRow.seq.desc()).limit(1)
-                )
-            ).scalar()
-        from repository._paging import encode_cursor
+            mine = select(MemoryRow.id).where(MemoryRow.user_id == u).order_by(MemoryRow.seq.desc()).limit(1)
+            memory_id = (await session.execute(mine)).scalar()
+            seqs = select(MessageRow.seq).where(MessageRow.session_id == sid)
+            lo = (await session.execute(seqs.order_by(MessageRow.seq).limit(1))).scalar()
+            hi = (await session.execute(seqs.order_by(MessageRow.seq.desc()).limit(1))).scalar()
 
-        q = queries(TextGen())
-        ops: list[tuple[str, Callable[[Any], Any]]] = [
-            ("store_memory", lambda ss: upsert_memory_sync(ss, MemoryCreate(content="explain probe", agent_id=a, user_id=u))),
-            ("search_memories (rare)", lambda ss: search_memories_sync(ss, q["rare"][0], user_id=u, agent_id=a)),
-            ("search_memories (common)", lambda ss: search_memories_sync(ss, q["common"][0], user_id=u, agent_id=a)),
-            ("search_memories (mixed)", lambda ss: search_memories_sync(ss, q["mixed"][0], user_id=u, agent_id=a)),
-            ("get_session_history (latest)", lambda ss: get_history_sync(ss, sid, user_id=u)),
-            (
-                "get_session_history (middle)",
-                lambda ss: get_history_sync(
-                    ss, sid, user_id=u, cursor=encode_cursor("history", s=str(sid), q=(lo + hi) // 2, d="latest")
-                ),
-            ),
-            (
-                "get_session_history (deepest)",
-                lambda ss: get_history_sync(
-                    ss, sid, user_id=u, cursor=encode_cursor("history", s=str(sid), q=lo + 51, d="latest")
-                ),
-            ),
-            ("search_history", lambda ss: search_messages_sync(ss, q["mixed"][1], user_id=u, agent_id=a)),
-            ("get_memory", lambda ss: get_memory_sync(ss, memory_id, user_id=u, agent_id=a)),
-            ("list_memories", lambda ss: list_memories_sync(ss, visible_to_pair=(u, a), limit=50)),
-            ("add_message", lambda ss: add_messages_sync(ss, [MessageCreate(session_id=sid, role="user", text_content="explain probe")], user_id=u)),
-        ]
-        for name, op in ops:
-            rows += await _explain(db, name, lambda conn_session, op=op: op(conn_session))
-        rows += await _explain_async(db, "list_sessions", lambda ss: list_sessions(ss, user_id=u, limit=20))
+            def page(at: int) -> Callable[[Any], Any]:
+                cursor = encode_cursor("history", s=str(sid), q=at, d="latest")
+                return lambda ss: get_history_sync(ss, sid, user_id=u, cursor=cursor)
+
+            q = queries(TextGen())
+            probe = MemoryCreate(content="explain probe", agent_id=a, user_id=u)
+            message = MessageCreate(session_id=sid, role="user", text_content="explain probe")
+            ops: list[tuple[str, Callable[[Any], Any]]] = [
+                ("store_memory", lambda ss: upsert_memory_sync(ss, probe)),
+                ("search_memories (rare)", lambda ss: search_memories_sync(ss, q["rare"][0], user_id=u, agent_id=a)),
+                ("search_memories (common)", lambda ss: search_memories_sync(ss, q["common"][0], user_id=u, agent_id=a)),
+                ("search_memories (mixed)", lambda ss: search_memories_sync(ss, q["mixed"][0], user_id=u, agent_id=a)),
+                ("get_session_history (latest)", lambda ss: get_history_sync(ss, sid, user_id=u)),
+                ("get_session_history (middle)", page((lo + hi) // 2)),
+                ("get_session_history (deepest)", page(lo + 51)),
+                ("search_history", lambda ss: search_messages_sync(ss, q["mixed"][1], user_id=u, agent_id=a)),
+                ("get_memory", lambda ss: get_memory_sync(ss, memory_id, user_id=u, agent_id=a)),
+                ("list_memories", lambda ss: list_memories_sync(ss, visible_to_pair=(u, a), limit=50)),
+                ("add_message", lambda ss: add_messages_sync(ss, [message], user_id=u)),
+            ]
+            for name, op in ops:
+                plans = await _capture(conn, lambda op=op: session.run_sync(op))
+                rows += _summarise(name, plans)
+            rows += _summarise(
+                "list_sessions", await _capture(conn, lambda: list_sessions(session, user_id=u, limit=20))
+            )
+            await outer.rollback()
     finally:
         await db.dispose()
     return rows
 
 
-async def _capture(db: Any, run: Callable[[Any], Any]) -> list[dict[str, Any]]:
-    """Run `run(async_session)` in a rolled-back transaction; EXPLAIN each statement it sent, in the same one."""
+# Other users, agents and sessions sharing the database, so the planner sees tables of a shared deployment (the
+# benchmark itself seeds one user, one agent and one session). Added inside the rolled-back transaction.
+OTHER_USERS, SESSIONS_PER_USER, OTHER_AGENTS = 2_000, 10, 2_000
+
+
+async def _add_other_tenants(conn: Any) -> None:
+    from sqlalchemy import text
+
+    await conn.execute(
+        text(
+            "INSERT INTO agents (id, name, config, active, run_id, created_at, updated_at) "
+            "SELECT gen_random_uuid(), 'explain-agent-' || g, '{}', true, 1, now(), now() FROM generate_series(1, :n) g"
+        ),
+        {"n": OTHER_AGENTS},
+    )
+    await conn.execute(
+        text(
+            "INSERT INTO users (id, email, user_data, created_at, updated_at) "
+            "SELECT gen_random_uuid(), 'explain-' || g || '@example.com', '{}', now(), now() "
+            "FROM generate_series(1, :n) g"
+        ),
+        {"n": OTHER_USERS},
+    )
+    await conn.execute(
+        text(
+            "INSERT INTO sessions (id, user_id, agent_id, metadata, message_count, created_at, updated_at) "
+            "SELECT gen_random_uuid(), u.id, (SELECT id FROM agents WHERE name LIKE 'explain-agent-%' LIMIT 1), "
+            "'{}', 0, now(), now() FROM users u, generate_series(1, :k) WHERE u.email LIKE 'explain-%'"
+        ),
+        {"k": SESSIONS_PER_USER},
+    )
+    for name in ("agents", "users", "sessions"):
+        await conn.execute(text(f"ANALYZE {name}"))
+
+
+async def _capture(conn: Any, run: Callable[[], Any]) -> list[dict[str, Any]]:
+    """Run `run()` inside a savepoint that is rolled back; EXPLAIN each statement it sent, in the same place."""
     from sqlalchemy import event
 
     captured: list[tuple[str, Any]] = []
 
-    def before(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+    def before(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, many: bool) -> None:
         if statement.lstrip().upper().startswith(("SELECT", "INSERT", "UPDATE", "DELETE", "WITH")):
-            captured.append((statement, parameters))
+            # An executemany runs one plan for every parameter set: explain it with the first.
+            captured.append((statement, parameters[0] if many else parameters))
 
-    plans = []
-    async with db.engine.connect() as conn:
-        trans = await conn.begin()
+    savepoint = await conn.begin_nested()
+    try:
+        event.listen(conn.sync_connection, "before_cursor_execute", before)
         try:
-            from sqlalchemy.ext.asyncio import AsyncSession
-
-            session = AsyncSession(bind=conn, expire_on_commit=False, autoflush=False)
-            event.listen(conn.sync_connection, "before_cursor_execute", before)
-            try:
-                await run(session)
-            finally:
-                event.remove(conn.sync_connection, "before_cursor_execute", before)
-            for statement, parameters in captured:
-                result = await conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", parameters)
-                raw = result.scalar()
-                plans.append((statement, raw if isinstance(raw, list) else json.loads(raw)))
+            await run()
         finally:
-            await trans.rollback()
-    return [{"statement": s, "plan": p[0]["Plan"]} for s, p in plans]
-
-
-async def _explain(db: Any, name: str, op: Callable[[Any], Any]) -> list[dict[str, Any]]:
-    return _summarise(name, await _capture(db, lambda session: session.run_sync(op)))
-
-
-async def _explain_async(db: Any, name: str, op: Callable[[Any], Any]) -> list[dict[str, Any]]:
-    return _summarise(name, await _capture(db, op))
+            event.remove(conn.sync_connection, "before_cursor_execute", before)
+        plans = []
+        for statement, parameters in captured:
+            raw = (await conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", parameters)).scalar()
+            plans.append({"statement": statement, "plan": (raw if isinstance(raw, list) else json.loads(raw))[0]["Plan"]})
+        return plans
+    finally:
+        await savepoint.rollback()
 
 
 def _summarise(name: str, plans: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -195,9 +195,12 @@ class SearchMemoriesResult(BaseModel):
     query_terms: list[str] = Field(description="The words the search used (stopwords and punctuation dropped).")
 
 
-class MemoryList(BaseModel):
+class MemoryList(Lean):
     memories: list[MemoryOut]
     total: int
+    total_capped: bool = Field(
+        default=False, description="Present and true when more than `total` (10,000) match: counting stops there."
+    )
     next_cursor: NullableStr
 
 
@@ -218,9 +221,12 @@ class MessageBatch(BaseModel):
     messages: list[MessageOut]
 
 
-class SessionList(BaseModel):
+class SessionList(Lean):
     sessions: list[SessionOut]
     total: int
+    total_capped: bool = Field(
+        default=False, description="Present and true when more than `total` (10,000) match: counting stops there."
+    )
     next_cursor: NullableStr
 
 

@@ -216,6 +216,7 @@ def register(server: MCPServer[Any]) -> None:
         return SessionList(
             sessions=[SessionOut.of(s) for s in page.items],
             total=page.total,
+            total_capped=page.total_capped,
             next_cursor=next_offset_cursor("sessions", page),
         )
 

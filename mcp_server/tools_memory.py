@@ -223,6 +223,7 @@ def register(server: MCPServer[Any]) -> None:
         return MemoryList(
             memories=items,
             total=page.total,
+            total_capped=page.total_capped,
             next_cursor=next_offset_cursor("memories", page),
         )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +14,7 @@ from repository.errors import InvalidInputError
 from repository.models import Page
 
 MAX_PAGE_SIZE = 1000
+T = TypeVar("T")
 
 
 def check_window(limit: int, offset: int = 0) -> None:
@@ -23,18 +24,29 @@ def check_window(limit: int, offset: int = 0) -> None:
         raise InvalidInputError(f"offset must be 0 or more, got {offset}.")
 
 
+# Listing totals count at most this many rows: an exact count reads every matching row (at 1M memories, a
+# sequential scan on each list call), and nobody pages through more than a few thousand rows by offset.
+COUNT_CAP = 10_000
+
+
 def _count_query(query: Select[Any]) -> Select[Any]:
-    return select(func.count()).select_from(query.order_by(None).limit(None).offset(None).subquery())
+    return select(func.count()).select_from(query.order_by(None).limit(COUNT_CAP + 1).offset(None).subquery())
 
 
 async def count(session: AsyncSession, query: Select[Any]) -> int:
-    """The number of rows `query` would return, ignoring its ordering and window."""
+    """The number of rows `query` would return, ignoring its ordering and window, up to COUNT_CAP + 1 (= "more")."""
     return int((await session.execute(_count_query(query))).scalar_one())
 
 
 def count_sync(session: Session, query: Select[Any]) -> int:
     """`count` for synchronous repository code."""
     return int(session.execute(_count_query(query)).scalar_one())
+
+
+def page_of(items: list[T], counted: int, limit: int, offset: int) -> Page[T]:
+    """A page whose total is `counted` from `count`, flagged when the count stopped at COUNT_CAP."""
+    capped = counted > COUNT_CAP
+    return Page[T](items=items, total=min(counted, COUNT_CAP), total_capped=capped, limit=limit, offset=offset)
 
 
 def encode_cursor(kind: str, **values: Any) -> str:
@@ -78,4 +90,6 @@ def offset_from_cursor(cursor: str | None, kind: str) -> int:
 def next_offset_cursor(kind: str, page: Page[Any]) -> str | None:
     """The cursor of the page after `page`, or None when it was the last."""
     end = page.offset + len(page.items)
-    return encode_cursor(kind, o=end) if end < page.total else None
+    # Past a capped total the count says nothing more: a full page means there may be another.
+    more = end < page.total or (page.total_capped and len(page.items) == page.limit)
+    return encode_cursor(kind, o=end) if more else None

@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from repository._paging import check_window, count, dialect_insert
+from repository._paging import check_window, count, dialect_insert, page_of
 from repository.clock import utcnow
 from repository.errors import NotFoundError
 from repository.models import Agent, AgentCreate, AgentUpdate, Page
@@ -78,4 +78,4 @@ async def list_agents(
         query = query.where(AgentRow.active.is_(active))
     total = await count(session, query)
     rows = (await session.execute(query.order_by(AgentRow.name, AgentRow.id).limit(limit).offset(offset))).scalars()
-    return Page[Agent](items=[Agent.model_validate(r) for r in rows], total=total, limit=limit, offset=offset)
+    return page_of([Agent.model_validate(r) for r in rows], total, limit, offset)

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, delete, literal_column, or_, select, text
 from sqlalchemy.orm import Session
 
-from repository._paging import check_window, count_sync, dialect_insert
+from repository._paging import check_window, count_sync, dialect_insert, page_of
 from repository._sync import in_async_session
 from repository.clock import utcnow
 from repository.errors import InvalidInputError, NotFoundError, ReadOnlyError
@@ -338,7 +338,7 @@ def list_memories_sync(
         query = query.where(not_expired())
     total = count_sync(session, query)
     rows = (session.execute(query.order_by(MemoryRow.seq.desc()).limit(limit).offset(offset))).scalars()
-    return Page[Memory](items=[Memory.model_validate(r) for r in rows], total=total, limit=limit, offset=offset)
+    return page_of([Memory.model_validate(r) for r in rows], total, limit, offset)
 
 
 # The async API (an AsyncSession first); the *_sync forms run in one worker-thread hop through Database.write/read.

@@ -14,7 +14,7 @@ from typing import Literal
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from repository._paging import check_window, count_sync, decode_cursor, encode_cursor
+from repository._paging import check_window, count_sync, decode_cursor, encode_cursor, page_of
 from repository._sync import in_async_session
 from repository.clock import utcnow
 from repository.errors import InvalidInputError, NotFoundError
@@ -140,7 +140,7 @@ def list_messages_sync(
         query = query.where(MessageRow.flagged.is_(flagged))
     total = count_sync(session, query)
     rows = (session.execute(query.order_by(MessageRow.seq).limit(limit).offset(offset))).scalars()
-    return Page[Message](items=[Message.model_validate(r) for r in rows], total=total, limit=limit, offset=offset)
+    return page_of([Message.model_validate(r) for r in rows], total, limit, offset)
 
 
 def get_history_sync(

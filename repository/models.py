@@ -284,10 +284,14 @@ class MemoryWrite(BaseModel):
 
 
 class Page(BaseModel, Generic[T]):
-    """One page of a listing: the items, the total that match the filters, and the window used."""
+    """One page of a listing: the items, the total that match the filters, and the window used.
+
+    Totals are counted up to 10,000 (`_paging.COUNT_CAP`); `total_capped` says more rows match than `total`.
+    """
 
     items: list[T]
     total: int
+    total_capped: bool = False
     limit: int
     offset: int
 

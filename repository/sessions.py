@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from repository._paging import check_window, count
+from repository._paging import check_window, count, page_of
 from repository.errors import NotFoundError
 from repository.models import Page, Session, SessionCreate, SessionSummary, SessionUpdate
 from repository.tables import AgentRow, SessionRow
@@ -72,7 +72,7 @@ async def list_sessions(
     total = await count(session, query)
     ordered = query.order_by(SessionRow.created_at.desc(), SessionRow.id.desc()).limit(limit).offset(offset)
     items = [_summary(row, agent_name) for row, agent_name in (await session.execute(ordered)).all()]
-    return Page[SessionSummary](items=items, total=total, limit=limit, offset=offset)
+    return page_of(items, total, limit, offset)
 
 
 def _summary(row: SessionRow, agent_name: str) -> SessionSummary:

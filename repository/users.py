@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from repository._paging import check_window, count, dialect_insert
+from repository._paging import check_window, count, dialect_insert, page_of
 from repository.clock import utcnow
 from repository.errors import NotFoundError
 from repository.models import Page, User, UserCreate, UserUpdate
@@ -77,4 +77,4 @@ async def list_users(
         query = query.where(func.lower(UserRow.email).contains(email_contains.lower(), autoescape=True))
     total = await count(session, query)
     rows = (await session.execute(query.order_by(UserRow.created_at, UserRow.id).limit(limit).offset(offset))).scalars()
-    return Page[User](items=[User.model_validate(r) for r in rows], total=total, limit=limit, offset=offset)
+    return page_of([User.model_validate(r) for r in rows], total, limit, offset)

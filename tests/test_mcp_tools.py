@@ -198,3 +198,23 @@ async def test_agent_scope_is_shared_between_users_of_the_agent(database_url):
         assert found["results"][0]["scope"] == "agent"
     async with connect(database_url, user="bob@example.com", agent="other-agent") as other:
         assert (await call(other, "search_memories", query="standup"))["results"] == []
+
+
+async def test_listing_totals_stop_counting_at_the_cap_and_paging_still_reaches_the_end(database_url, monkeypatch):
+    import repository._paging as paging
+
+    monkeypatch.setattr(paging, "COUNT_CAP", 3)  # stands in for 10,000: counting past it would read every row
+    async with connect(database_url) as client:
+        for i in range(5):
+            await call(client, "store_memory", content=f"fact number {i}")
+        seen, cursor = [], None
+        while True:
+            page = await call(client, "list_memories", limit=2, **({"cursor": cursor} if cursor else {}))
+            assert page["total"] == 3 and page["total_capped"] is True
+            seen += [m["content"] for m in page["memories"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert sorted(seen) == [f"fact number {i}" for i in range(5)]
+        few = await call(client, "list_sessions")
+        assert few["total"] == 0 and "total_capped" not in few
