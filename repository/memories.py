@@ -164,11 +164,12 @@ def upsert_memory_sync(session: Session, data: MemoryCreate) -> MemoryWrite:
             index_elements=[literal_column("content_hash"), *scope_key_exprs(dialect)],
             index_where=text("name IS NULL"),
         )
-    written = (session.execute(stmt.returning(_table.c.id, _table.c.seq, _table.c.created_at))).first()
+    returned = (_table.c.id, _table.c.seq, _table.c.created_at, _table.c.search_body)
+    written = (session.execute(stmt.returning(*returned))).first()
     if written is not None:
         row = _one(session, MemoryRow.id == written.id)
         body = memory_body(row.name, row.description, row.content)
-        if row.search_body != body:
+        if written.search_body != body:
             # An update that kept the stored description: the inserted values could not know it.
             row.search_body = body
             session.flush()

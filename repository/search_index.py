@@ -107,5 +107,11 @@ def relink(
         {"b_seq": doc.seq, "b_ctx": new[doc.seq]} for doc in docs if doc.seq in new and new[doc.seq] != doc.ctx
     ]
     if changed:
-        statement = update(table).where(c.seq == bindparam("b_seq")).values(search_ctx=bindparam("b_ctx"))
+        # Only the index changes: a neighbour's updated_at must not move (it would read as an edit to the caller,
+        # and the column's onupdate default would otherwise stamp it).
+        statement = (
+            update(table)
+            .where(c.seq == bindparam("b_seq"))
+            .values(search_ctx=bindparam("b_ctx"), updated_at=c.updated_at)
+        )
         session.execute(statement, changed, execution_options={"synchronize_session": False})

@@ -475,3 +475,13 @@ async def test_memory_input_is_validated_by_the_model():
         with pytest.raises(ValidationError):
             MemoryUpdate(**bad)
     assert issubclass(ReadOnlyError, RepositoryError)
+
+
+async def test_storing_a_neighbour_leaves_earlier_memories_untouched(db, world):
+    # Storing a memory re-indexes its neighbours' context; to the caller they must look exactly as before.
+    scope = {"user_id": world["alice"].id, "agent_id": world["helper"].id}
+    first = (await _upsert(db, content="Booked the flight to Lisbon", **scope)).memory
+    await _upsert(db, content="Hotel near the river", **scope)
+    async with db.transaction(readonly=True) as s:
+        again = await get_memory(s, first.id)
+    assert again.updated_at == first.updated_at and again == first
