@@ -28,10 +28,11 @@ from _common import machine, machine_line, table, write_section  # noqa: E402
 TINY_TABLES = frozenset({"search_stats", "alembic_version"})
 
 
-def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    found = [plan]
+def _nodes(plan: dict[str, Any], limited: bool = False) -> list[tuple[dict[str, Any], bool]]:
+    """Every node of the plan, with whether a Limit above it bounds how many rows it reads."""
+    found = [(plan, limited)]
     for child in plan.get("Plans", []):
-        found += _nodes(child)
+        found += _nodes(child, limited or plan["Node Type"] == "Limit")
     return found
 
 
@@ -44,8 +45,13 @@ def _describe(node: dict[str, Any]) -> str:
     return kind
 
 
-async def explain_hot_queries(url: str, user_email: str, agent_name: str, session_id: str | None) -> list[dict[str, Any]]:
-    """One row per hot statement: the operation, the statement's first words, the scan nodes, and any seq scan."""
+async def explain_hot_queries(
+    url: str, user_email: str, agent_name: str, session_id: str | None, small_email: str = "small@example.com"
+) -> list[dict[str, Any]]:
+    """One row per hot statement: the operation, the statement's first words, the scan nodes, and any seq scan.
+
+    The memory calls are explained for `user_email` and, if present, again for `small_email` (a user with a small
+    share of the table, whose scope filters must stay selective)."""
     import uuid
 
     from sqlalchemy import select
@@ -58,7 +64,7 @@ async def explain_hot_queries(url: str, user_email: str, agent_name: str, sessio
     from repository.messages import add_messages_sync, get_history_sync
     from repository.search import search_memories_sync, search_messages_sync
     from repository.sessions import list_sessions
-    from repository.tables import MemoryRow, MessageRow, SessionRow
+    from repository.tables import MemoryRow, MessageRow, SessionRow, UserRow
     from scale import queries
     from textgen import TextGen
 
@@ -86,21 +92,33 @@ async def explain_hot_queries(url: str, user_email: str, agent_name: str, sessio
                 return lambda ss: get_history_sync(ss, sid, user_id=u, cursor=cursor)
 
             q = queries(TextGen())
-            probe = MemoryCreate(content="explain probe", agent_id=a, user_id=u)
+
+            def memory_ops(label: str, who: uuid.UUID, memory: Any) -> list[tuple[str, Callable[[Any], Any]]]:
+                probe = MemoryCreate(content="explain probe", agent_id=a, user_id=who)
+                return [
+                    (f"store_memory{label}", lambda ss: upsert_memory_sync(ss, probe)),
+                    *[
+                        (f"search_memories ({kind}){label}",
+                         lambda ss, kind=kind: search_memories_sync(ss, q[kind][0], user_id=who, agent_id=a))
+                        for kind in ("rare", "common", "mixed")
+                    ],
+                    (f"get_memory{label}", lambda ss: get_memory_sync(ss, memory, user_id=who, agent_id=a)),
+                    (f"list_memories{label}", lambda ss: list_memories_sync(ss, visible_to_pair=(who, a), limit=50)),
+                ]
+
             message = MessageCreate(session_id=sid, role="user", text_content="explain probe")
             ops: list[tuple[str, Callable[[Any], Any]]] = [
-                ("store_memory", lambda ss: upsert_memory_sync(ss, probe)),
-                ("search_memories (rare)", lambda ss: search_memories_sync(ss, q["rare"][0], user_id=u, agent_id=a)),
-                ("search_memories (common)", lambda ss: search_memories_sync(ss, q["common"][0], user_id=u, agent_id=a)),
-                ("search_memories (mixed)", lambda ss: search_memories_sync(ss, q["mixed"][0], user_id=u, agent_id=a)),
+                *memory_ops("", u, memory_id),
                 ("get_session_history (latest)", lambda ss: get_history_sync(ss, sid, user_id=u)),
                 ("get_session_history (middle)", page((lo + hi) // 2)),
                 ("get_session_history (deepest)", page(lo + 51)),
                 ("search_history", lambda ss: search_messages_sync(ss, q["mixed"][1], user_id=u, agent_id=a)),
-                ("get_memory", lambda ss: get_memory_sync(ss, memory_id, user_id=u, agent_id=a)),
-                ("list_memories", lambda ss: list_memories_sync(ss, visible_to_pair=(u, a), limit=50)),
                 ("add_message", lambda ss: add_messages_sync(ss, [message], user_id=u)),
             ]
+            small = (await session.execute(select(UserRow.id).where(UserRow.email == small_email))).scalar()
+            if small is not None:
+                theirs = select(MemoryRow.id).where(MemoryRow.user_id == small).limit(1)
+                ops += memory_ops(" [small user]", small, (await session.execute(theirs)).scalar())
             for name, op in ops:
                 plans = await _capture(conn, lambda op=op: session.run_sync(op))
                 rows += _summarise(name, plans)
@@ -179,40 +197,48 @@ def _summarise(name: str, plans: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for item in plans:
         nodes = _nodes(item["plan"])
-        scans = [_describe(n) for n in nodes if "Scan" in n["Node Type"] or "Relation Name" in n]
-        seq = sorted(
-            {n["Relation Name"] for n in nodes if n["Node Type"] == "Seq Scan" and n["Relation Name"] not in TINY_TABLES}
-        )
+        scans = [_describe(n) for n, _ in nodes if "Scan" in n["Node Type"] or "Relation Name" in n]
+        seq = [(n["Relation Name"], limited) for n, limited in nodes
+               if n["Node Type"] == "Seq Scan" and n["Relation Name"] not in TINY_TABLES]
         words = " ".join(item["statement"].split()[:3])
-        out.append({"operation": name, "statement": words, "scans": scans, "seq_scans": seq})
+        out.append({
+            "operation": name,
+            "statement": words,
+            "scans": scans,
+            "seq_scans": sorted({t for t, limited in seq if not limited}),
+            "bounded_seq_scans": sorted({t for t, limited in seq if limited}),
+        })
     return out
 
 
-def render(rows: list[dict[str, Any]], url: str, note: str) -> str:
+def render(rows: list[dict[str, Any]], note: str) -> str:
     bad = [r for r in rows if r["seq_scans"]]
+    bounded = [r for r in rows if r["bounded_seq_scans"]]
     lines = [
         "## Query plans (PostgreSQL, EXPLAIN)",
         "",
         machine_line(machine()),
         "",
-        f"{note} Command: `.venv/bin/python bench/explain.py --database-url {url.split('@')[0]}@.../DB --write`. "
-        "Every statement a hot tool sends, with the scans the planner chose (`EXPLAIN (FORMAT JSON)`, current "
+        f"{note} Command: `.venv/bin/python bench/explain.py --database-url URL --write` (`bench/scale.py "
+        "--backend postgres` runs it on its database at the largest N). Every statement a hot tool sends, with the scans the planner chose (`EXPLAIN (FORMAT JSON)`, current "
         "statistics). Sequential scans of `search_stats` (one row per kind) are expected and not counted.",
         "",
-        f"**Sequential scans of a growing table: {len(bad)}** ({len(rows)} statements checked).",
+        f"**Sequential scans of a growing table: {len(bad)}** ({len(rows)} statements checked). "
+        f"Bounded ones (under a LIMIT, so they stop after that many matching rows): {len(bounded)}.",
         "",
         table(
             ["operation", "statement", "scans", "seq scan"],
             [[r["operation"], f"`{r['statement']}`", "; ".join(dict.fromkeys(r["scans"])) or "-",
-              ", ".join(r["seq_scans"]) or "none"] for r in rows],
+              ", ".join(r["seq_scans"] + [f"{t} (bounded by LIMIT)" for t in r["bounded_seq_scans"]]) or "none"]
+             for r in rows],
         ),
     ]
     return "\n".join(lines) + "\n"
 
 
 async def amain(args: argparse.Namespace) -> None:
-    rows = await explain_hot_queries(args.database_url, args.user, args.agent, args.session_id)
-    text = render(rows, args.database_url, args.note)
+    rows = await explain_hot_queries(args.database_url, args.user, args.agent, args.session_id, args.small_user)
+    text = render(rows, args.note)
     print(text)
     if args.write:
         write_section("explain", text)
@@ -224,6 +250,7 @@ def main() -> None:
     p.add_argument("--user", default="bench@example.com")
     p.add_argument("--agent", default="bench")
     p.add_argument("--session-id", default=None, help="the long session (default: any session of the user)")
+    p.add_argument("--small-user", default="small@example.com", help="a user with few memories, if there is one")
     p.add_argument("--note", default="", help="a sentence saying what the database holds")
     p.add_argument("--write", action="store_true", help="replace the explain section of docs/benchmarks.md")
     anyio.run(amain, p.parse_args())
