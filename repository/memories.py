@@ -54,6 +54,11 @@ def visibility_partitions(user_id: uuid.UUID, agent_id: uuid.UUID) -> list[Colum
     ]
 
 
+def visibility_tokens(user_id: uuid.UUID, agent_id: uuid.UUID) -> list[str]:
+    """The `search_scope` tokens (SQLite full-text index, migration 0002) of `visibility_partitions`, in order."""
+    return [f"z{agent}x{user}" for agent in (agent_id.hex, "0") for user in (user_id.hex, "0")]
+
+
 def not_expired(now: datetime | None = None) -> ColumnElement[bool]:
     return or_(MemoryRow.expires_at.is_(None), MemoryRow.expires_at > (now or utcnow()))
 

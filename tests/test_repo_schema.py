@@ -257,3 +257,33 @@ async def test_unsupported_database_url_is_invalid_input():
 
     with pytest.raises(InvalidInputError):
         Database("mysql+aiomysql://user@localhost/db")
+
+
+async def test_memories_stored_before_0002_are_found_through_their_scope_tokens(empty_db, monkeypatch):
+    import repository.search as search_module
+    from repository import get_or_create_agent_by_name, get_or_create_user_by_email, search_memories, upsert_memory
+
+    await upgrade(empty_db.engine, "0001")
+    async with empty_db.transaction() as s:
+        user = await get_or_create_user_by_email(s, "old@example.com")
+        agent = await get_or_create_agent_by_name(s, "old-agent")
+        for i in range(3):
+            await upsert_memory(s, MemoryCreate(content=f"stored before {i}", user_id=user.id, agent_id=agent.id))
+    await upgrade(empty_db.engine)  # 0002 rebuilds the SQLite index with a scope token per memory
+
+    # Newest-first candidates (a one-posting budget forces them) use the tokens on SQLite.
+    monkeypatch.setattr(search_module, "CANDIDATE_POSTINGS", 1)
+    async with empty_db.transaction(readonly=True) as s:
+        hits = await search_memories(s, "stored before", user_id=user.id, agent_id=agent.id)
+        assert sorted(h.memory.content for h in hits) == [f"stored before {i}" for i in range(3)]
+        if empty_db.dialect == "sqlite":
+            token = f"z{agent.id.hex}x{user.id.hex}"
+            found = await s.execute(text(f"SELECT count(*) FROM memories_fts WHERE memories_fts MATCH '\"{token}\"'"))
+            assert found.scalar() == 3
+    await downgrade(empty_db.engine, "0001")
+    if empty_db.dialect == "sqlite":
+        # The two-column index of 0001 is rebuilt and complete (this code itself needs 0002 to search).
+        async with empty_db.transaction(readonly=True) as s:
+            stem = repository.query_terms("stored")[0]
+            found = await s.execute(text(f"SELECT count(*) FROM memories_fts WHERE memories_fts MATCH '\"{stem}\"'"))
+            assert found.scalar() == 3
