@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, text
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -150,6 +150,16 @@ def _enable_wal(cursor: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
 
 
+# PostgreSQL writers take this transaction-level advisory lock first, so writes run one at a time, as SQLite's
+# BEGIN IMMEDIATE makes them there. Why: every write to memories or messages updates the one search_stats row of its
+# kind and upserts shared search_terms rows from statement triggers, then re-indexes its neighbours with a second
+# statement; two writers interleaving those steps took the same locks in different orders and deadlocked (measured:
+# 30 failed calls with 32 concurrent HTTP clients). Writers already queued on the search_stats row after their first
+# statement, so serialising them from the start gives up little concurrency. (Migrations use another key.)
+_WRITER_LOCK_KEY = 0x6167656E74777269  # "agentwri"
+_TAKE_WRITER_LOCK = text(f"SELECT pg_advisory_xact_lock({_WRITER_LOCK_KEY})")
+
+
 class Database:
     """An engine plus its session factories. Create one per process (or per test) and `dispose()` it."""
 
@@ -178,6 +188,8 @@ class Database:
         with translate_errors():
             async with factory() as session:
                 async with session.begin():
+                    if not readonly and self.dialect == "postgresql":
+                        await session.execute(_TAKE_WRITER_LOCK)
                     yield session
 
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

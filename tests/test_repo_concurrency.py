@@ -146,3 +146,30 @@ def test_processes_writing_one_sqlite_file_lose_nothing(sqlite_template: Path, t
         assert matches == (PROCESSES * WRITES_EACH,)
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         conn.execute("INSERT INTO memories_fts(memories_fts, rank) VALUES ('integrity-check', 1)")
+
+
+async def test_concurrent_writes_in_one_scope_never_deadlock(db):
+    # Each write re-indexes its neighbours and, on PostgreSQL, upserts shared term counts from triggers; racing
+    # writers once took those locks in different orders ("deadlock detected" under 32 HTTP clients).
+    from repository import MessageCreate, SessionCreate, create_session
+    from repository.memories import upsert_memory_sync
+    from repository.messages import add_messages_sync
+
+    async with db.transaction() as s:
+        user = await create_user(s, UserCreate(email="busy@example.com"))
+        agent = await create_agent(s, AgentCreate(name="busy"))
+        chat = await create_session(s, SessionCreate(user_id=user.id, agent_id=agent.id))
+    words = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november".split()
+
+    async def store(i: int):
+        text = " ".join(words[(i * 3 + k) % len(words)] for k in range(6)) + f" fact {i}"
+        return await db.write(upsert_memory_sync, MemoryCreate(content=text, user_id=user.id, agent_id=agent.id))
+
+    async def say(i: int):
+        text = " ".join(words[(i * 5 + k) % len(words)] for k in range(6))
+        return await db.write(add_messages_sync, [MessageCreate(session_id=chat.id, role="user", text_content=text)])
+
+    for _ in range(3):
+        await asyncio.gather(*(store(i) for i in range(RACERS)), *(say(i) for i in range(RACERS)))
+    async with db.transaction(readonly=True) as s:
+        assert (await list_memories(s)).total == RACERS
