@@ -35,7 +35,10 @@ class Lean(BaseModel):
     def _leave_out_empty(self, handler: SerializerFunctionWrapHandler) -> Any:
         data = handler(self)
         for name, field in type(self).model_fields.items():
-            if not field.is_required() and field.default in (None, False) and data.get(name, 0) in (None, False):
+            # Identity, not equality: a count of 0 equals False but is information.
+            if field.is_required() or not (field.default is None or field.default is False):
+                continue
+            if name in data and (data[name] is None or data[name] is False):
                 del data[name]
         return data
 

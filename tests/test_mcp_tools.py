@@ -218,3 +218,11 @@ async def test_listing_totals_stop_counting_at_the_cap_and_paging_still_reaches_
         assert sorted(seen) == [f"fact number {i}" for i in range(5)]
         few = await call(client, "list_sessions")
         assert few["total"] == 0 and "total_capped" not in few
+
+
+async def test_zero_counts_are_reported_not_left_out(database_url):
+    # Empty optional fields are left out of results; a count of 0 is a value, not an empty field.
+    async with connect(database_url) as client:
+        await call(client, "create_session", name="quiet")
+        listed = (await call(client, "list_sessions"))["sessions"][0]
+        assert listed["message_count"] == 0 and listed["name"] == "quiet"
