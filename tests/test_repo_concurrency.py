@@ -173,3 +173,35 @@ async def test_concurrent_writes_in_one_scope_never_deadlock(db):
         await asyncio.gather(*(store(i) for i in range(RACERS)), *(say(i) for i in range(RACERS)))
     async with db.transaction(readonly=True) as s:
         assert (await list_memories(s)).total == RACERS
+
+
+@pytest.mark.postgres
+async def test_a_deadlock_with_another_writer_is_a_retryable_error_not_a_driver_error(pg_url):
+    # Our own writers queue on one lock; a deadlock can still come from another client of the same database.
+    from sqlalchemy import text
+
+    from repository import Database, DatabaseUnavailableError
+    from repository.database import translate_errors
+
+    db = Database(pg_url)
+    try:
+        async with db.engine.begin() as setup:
+            await setup.execute(text("CREATE TABLE IF NOT EXISTS deadlock_probe (id int PRIMARY KEY)"))
+            await setup.execute(text("INSERT INTO deadlock_probe VALUES (1), (2) ON CONFLICT DO NOTHING"))
+        both_hold_one = asyncio.Barrier(2)
+
+        async def writer(first: int, second: int) -> None:
+            with translate_errors():
+                async with db.engine.begin() as conn:
+                    await conn.execute(text("UPDATE deadlock_probe SET id = id WHERE id = :i"), {"i": first})
+                    await both_hold_one.wait()
+                    await conn.execute(text("UPDATE deadlock_probe SET id = id WHERE id = :i"), {"i": second})
+
+        outcomes = await asyncio.gather(writer(1, 2), writer(2, 1), return_exceptions=True)
+        failures = [o for o in outcomes if isinstance(o, Exception)]
+        assert len(failures) == 1 and isinstance(failures[0], DatabaseUnavailableError)
+        assert "try again" in str(failures[0]) and "deadlock" not in str(failures[0])
+    finally:
+        async with db.engine.begin() as conn:
+            await conn.execute(text("DROP TABLE IF EXISTS deadlock_probe"))
+        await db.dispose()
