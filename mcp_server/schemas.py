@@ -198,13 +198,19 @@ class SearchMemoriesResult(BaseModel):
     query_terms: list[str] = Field(description="The words the search used (stopwords and punctuation dropped).")
 
 
-class MemoryList(Lean):
-    memories: list[MemoryOut]
+class Listing(Lean):
+    """A page of a listing: how many match in all, and the cursor to the next page."""
+
     total: int
+    # The number is repository._paging.COUNT_CAP (not imported: the data layer loads after the handshake).
     total_capped: bool = Field(
         default=False, description="Present and true when more than `total` (10,000) match: counting stops there."
     )
     next_cursor: NullableStr
+
+
+class MemoryList(Listing):
+    memories: list[MemoryOut]
 
 
 class DeletedMemory(BaseModel):
@@ -224,13 +230,8 @@ class MessageBatch(BaseModel):
     messages: list[MessageOut]
 
 
-class SessionList(Lean):
+class SessionList(Listing):
     sessions: list[SessionOut]
-    total: int
-    total_capped: bool = Field(
-        default=False, description="Present and true when more than `total` (10,000) match: counting stops there."
-    )
-    next_cursor: NullableStr
 
 
 class MessageHitOut(Lean):

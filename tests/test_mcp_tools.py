@@ -202,7 +202,9 @@ async def test_agent_scope_is_shared_between_users_of_the_agent(database_url):
 
 async def test_listing_totals_stop_counting_at_the_cap_and_paging_still_reaches_the_end(database_url, monkeypatch):
     import repository._paging as paging
+    from mcp_server.schemas import Listing
 
+    assert f"({paging.COUNT_CAP:,})" in Listing.model_fields["total_capped"].description
     monkeypatch.setattr(paging, "COUNT_CAP", 3)  # stands in for 10,000: counting past it would read every row
     async with connect(database_url) as client:
         for i in range(5):
