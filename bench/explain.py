@@ -5,7 +5,9 @@
 Runs each hot repository call (what store_memory, search_memories, get_session_history, list_sessions,
 search_history, add_message, get_memory and list_memories do) once against a seeded database inside a transaction
 that is rolled back, captures every SQL statement it sends, and asks PostgreSQL for each statement's plan
-(`EXPLAIN (FORMAT JSON)`, the plan the planner picks with the current statistics; nothing is executed twice).
+(`EXPLAIN (FORMAT JSON)`, the plan the planner picks with the current statistics, without running it again).
+Inside the same transaction, 2,000 other users with 10 sessions each and 2,000 agents are added first, so the
+planner sees the tables of a shared deployment (the scale benchmark seeds one user, one agent and one session).
 `bench/scale.py --backend postgres` runs it at its largest N; `--write` puts the table into docs/benchmarks.md.
 """
 
