@@ -54,8 +54,8 @@ from repository.textsearch import B, CTX_WEIGHT, K1, bm25f_scores, fts5_match, p
 
 MAX_RESULTS = 100
 CANDIDATES = 100
-# Engine-ranked index entries per search at most: bm25 (FTS5) and ts_rank cost ~1.5 us per matching row, so
-# OR-ing common words at 1M rows meant scoring most of the table (~1 s) before taking 100.
+# Engine-ranked index entries per search at most: FTS5's bm25 costs ~1.5 us per matching row (150 ms for a question
+# matching all of 100k rows), so OR-ing common words at 1M rows meant scoring most of the table (~1.1 s).
 CANDIDATE_POSTINGS = 2_000
 COMMON_TERM_SHARE = 0.25
 
@@ -229,8 +229,8 @@ def _match_condition(
         return None, vector.op("@@")(query), func.ts_rank(vector, query, 1).desc(), False
     # Newest first, PostgreSQL either walks a key backwards testing each row (about CANDIDATES * N / matches rows
     # read) or fetches every match through the GIN index and sorts (about `matches` rows read); its own estimate
-    # for a rare stem is a fixed guess, and at 1M rows it walked 40k rows (160 ms) for a stem in 2,500. We know the
-    # frequencies: when the matches are few, `seq + 0` hides the key order and forces the fetch.
+    # for a rare stem is a fixed guess, and at 1M rows it walked the key for 160 ms (some 40k rows) for a stem in
+    # 2,500. We know the frequencies: when the matches are few, `seq + 0` hides the key order and forces the fetch.
     matches = plan.all_terms_estimate if every else plan.any_term_estimate
     if matches * matches < CANDIDATES * plan.n_docs:
         return None, vector.op("@@")(query), (row_table.seq + 0).desc(), False
