@@ -593,9 +593,9 @@ where the time goes, not results; the tables above are the results.
 
 - search, repository call alone at 1M memories (p50): SQLite rare 8.7 ms, common 22 ms (first pass, counting
   document frequencies), mixed 7.4 ms, one word 7.2 ms; PostgreSQL rare 18.5 ms, common 15.4 ms, mixed 14.1 ms,
-  one word 14.3 ms. Before this session's candidate planning, a common-word question had to rank every row holding
-  any of its words: 122 ms on SQLite and ~0.9 s on PostgreSQL at 100k-1M. On PostgreSQL most of the rest is heap
-  reads of the candidates' tsvectors (detoasted per row).
+  one word 14.3 ms. Before the candidate planning (commit d91d703), a common-word question had to rank every row
+  holding any of its words: ~122 ms on SQLite and ~0.9 s on PostgreSQL at 100k (the earlier profile). On
+  PostgreSQL most of the rest is heap reads of the candidates' tsvectors (detoasted per row).
 - PostgreSQL prepared statements: without `plan_cache_mode=force_custom_plan`, a one-word search at 1M went from
   3 ms to 60 ms after five runs (a generic plan blind to the tsquery).
 - get_session_history (50 messages over stdio): 16.7 ms -> 10.5 ms by leaving empty optional fields out (the SDK
