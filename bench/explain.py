@@ -189,7 +189,8 @@ async def _capture(conn: Any, run: Callable[[], Any]) -> list[dict[str, Any]]:
         plans = []
         for statement, parameters in captured:
             raw = (await conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", parameters)).scalar()
-            plans.append({"statement": statement, "plan": (raw if isinstance(raw, list) else json.loads(raw))[0]["Plan"]})
+            parsed = raw if isinstance(raw, list) else json.loads(raw)
+            plans.append({"statement": statement, "plan": parsed[0]["Plan"]})
         return plans
     finally:
         await savepoint.rollback()
@@ -222,7 +223,8 @@ def render(rows: list[dict[str, Any]], note: str) -> str:
         machine_line(machine()),
         "",
         f"{note} Command: `.venv/bin/python bench/explain.py --database-url URL --write` (`bench/scale.py "
-        "--backend postgres` runs it on its database at the largest N). Every statement a hot tool sends, with the scans the planner chose (`EXPLAIN (FORMAT JSON)`, current "
+        "--backend postgres` runs it on its database at the largest N). Every statement a hot tool sends, with the "
+        "scans the planner chose (`EXPLAIN (FORMAT JSON)`, current "
         "statistics). Sequential scans of `search_stats` (one row per kind) are expected and not counted.",
         "",
         f"**Sequential scans of a growing table: {len(bad)}** ({len(rows)} statements checked). "

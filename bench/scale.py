@@ -123,7 +123,8 @@ class Store:
         owner = self.small_user_id if small_user else self.user_id
         t0 = time.perf_counter()
         for start in range(0, len(texts), 10_000):
-            items = [MemoryCreate(content=t, agent_id=self.agent_id, user_id=owner) for t in texts[start : start + 10_000]]
+            batch = texts[start : start + 10_000]
+            items = [MemoryCreate(content=t, agent_id=self.agent_id, user_id=owner) for t in batch]
             async with self.db.transaction() as s:
                 await bulk_insert_memories(s, items)
         elapsed = time.perf_counter() - t0

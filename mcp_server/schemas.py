@@ -20,6 +20,9 @@ Scope = Literal["user", "agent", "session", "global"]
 # `str | None` as one JSON Schema type list instead of pydantic's anyOf: the SDK client validates every result
 # against the output schema, and on a 50-message history page the anyOf branches were most of that cost.
 NullableStr = Annotated[str | None, WithJsonSchema({"type": ["string", "null"]})]
+# The `truncated` flag of listed and found items (absent when nothing was cut, see Lean).
+TextCut = Annotated[bool, Field(description="Present and true when text_content was cut; get_message has it whole.")]
+ContentCut = Annotated[bool, Field(description="Present and true when content was cut; get_memory has it whole.")]
 
 
 class Lean(BaseModel):
@@ -90,9 +93,7 @@ class MessageOut(Lean):
     role: Literal["user", "assistant", "system", "tool"]
     name: NullableStr = None
     text_content: NullableStr
-    truncated: bool = Field(
-        default=False, description="Present and true when text_content was cut; get_message has it whole."
-    )
+    truncated: TextCut = False
     tool_calls: Any = None
     tool_outputs: Any = None
     message_type: NullableStr = None
@@ -121,9 +122,7 @@ class MemoryOut(Lean):
     id: str
     name: NullableStr
     content: str
-    truncated: bool = Field(
-        default=False, description="Present and true when content was cut; get_memory has it whole."
-    )
+    truncated: ContentCut = False
     description: NullableStr = None
     scope: Scope
     session_id: NullableStr = None
@@ -167,9 +166,7 @@ class MemoryHitOut(Lean):
     id: str
     name: NullableStr
     content: str
-    truncated: bool = Field(
-        default=False, description="Present and true when content was cut; get_memory has it whole."
-    )
+    truncated: ContentCut = False
     scope: Scope
     metadata: dict[str, Any]
     created_at: datetime
@@ -242,9 +239,7 @@ class MessageHitOut(Lean):
     role: Literal["user", "assistant", "system", "tool"]
     name: NullableStr = None
     text_content: NullableStr
-    truncated: bool = Field(
-        default=False, description="Present and true when text_content was cut; get_message has it whole."
-    )
+    truncated: TextCut = False
     created_at: datetime
     score: float = Field(description="Relevance; higher is better. Only comparable within one search.")
     snippet: str = Field(description="The best matching passage, matched words marked with [brackets].")

@@ -264,7 +264,9 @@ def translate_errors() -> Iterator[None]:
     except DBAPIError as exc:
         if _sqlstate(exc) in {"40001", "40P01"}:  # serialization failure, deadlock: nothing was written
             log.warning("transaction rolled back by the database: %s", exc)
-            raise DatabaseUnavailableError("A conflicting write got in the way and nothing was saved: try again.") from exc
+            raise DatabaseUnavailableError(
+                "A conflicting write got in the way and nothing was saved: try again."
+            ) from exc
         if _sqlstate(exc) == "57014":  # query_canceled: statement_timeout
             log.warning("statement timeout: %s", exc)
             raise DatabaseUnavailableError("The query took too long and was cancelled: narrow it and retry.") from exc

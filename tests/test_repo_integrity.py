@@ -519,7 +519,8 @@ async def test_unicode_text_round_trips_exactly(db):
 
 async def test_pagination_edges_for_every_listing(db):
     async with db.transaction() as s:
-        assert (await list_users(s)).model_dump() == {"items": [], "total": 0, "total_capped": False, "limit": 50, "offset": 0}
+        empty = {"items": [], "total": 0, "total_capped": False, "limit": 50, "offset": 0}
+        assert (await list_users(s)).model_dump() == empty
         assert (await list_agents(s)).total == 0
         assert (await list_sessions(s)).total == 0
         assert (await list_memories(s)).total == 0

@@ -226,7 +226,8 @@ def test_plan_ranks_the_rarest_terms_that_fit_the_budget():
     from repository.search import CANDIDATE_POSTINGS, _plan
 
     assert CANDIDATE_POSTINGS == 2_000
-    plan = _plan(["cat", "rare", "dog", "odd", "gone"], _stats(100_000, {"rare": 1, "odd": 10, "dog": 900, "cat": 1500}))
+    stats = _stats(100_000, {"rare": 1, "odd": 10, "dog": 900, "cat": 1500})
+    plan = _plan(["cat", "rare", "dog", "odd", "gone"], stats)
     # 1 + 10 + 900 fit; adding cat (1500) would not. Query order is kept; absent words are dropped.
     assert plan is not None and plan.ranked and plan.terms == ["rare", "dog", "odd"]
 
