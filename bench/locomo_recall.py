@@ -17,7 +17,8 @@ script, spawned by the SDK `mcp.Client` over stdio). Everything goes through the
   and a result's dia_id is read from its metadata.
 - history: each LoCoMo session is one `create_session(name="Session N: <date>", metadata={"date": <date>})`, its
   turns are appended in order with `add_messages` (batches of <= 100; speaker_a -> role "user", speaker_b ->
-  "assistant", name=<speaker>, context={"dia_id"}); each question is `search_history(query=question, limit=10)` and the
+  "assistant", name=<speaker>, context={"dia_id"}, created_at=<session date and time, UTC> + i seconds for the i-th
+  turn); each question is `search_history(query=question, limit=10)` and the
   result message ids are mapped back to dia_ids through the ids add_messages returned.
 
 Questions: every non-adversarial one (category != 5) with evidence; evidence ids are split on ';' and stripped (a
@@ -37,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Self
 
@@ -109,6 +111,11 @@ def load(path: Path, limit: int | None) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def session_start(date: str) -> datetime:
+    """LoCoMo's session time ("1:56 pm on 8 May, 2023"), taken as UTC."""
+    return datetime.strptime(date, "%I:%M %p on %d %B, %Y").replace(tzinfo=UTC)
 
 
 def turn_text(turn: dict[str, Any]) -> str:
@@ -237,6 +244,7 @@ async def ingest_history(
         times.append(time.perf_counter() - t0)
         if session is None:
             continue
+        began = session_start(date)
         for start in range(0, len(turns), BATCH):
             chunk = turns[start : start + BATCH]
             messages = [
@@ -245,8 +253,10 @@ async def ingest_history(
                     "text_content": turn_text(t),
                     "name": t["speaker"],
                     "context": {"dia_id": t["dia_id"]},
+                    # Imported with when it was said: a turn a second after the one before.
+                    "created_at": (began + timedelta(seconds=start + i)).isoformat(),
                 }
-                for t in chunk
+                for i, t in enumerate(chunk)
             ]
             t0 = time.perf_counter()
             data = await call(

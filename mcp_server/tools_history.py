@@ -33,6 +33,10 @@ READ = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotentHint=
 APPEND = ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=False)
 
 Role = Literal["user", "assistant", "system", "tool"]
+CREATED_AT_HELP = (
+    "When it was said, with a time zone (ISO 8601, e.g. 2023-05-08T13:56:00Z), to import a past conversation; "
+    "default now. Dates in search_history questions match it."
+)
 
 
 class MessageIn(BaseModel):
@@ -49,6 +53,7 @@ class MessageIn(BaseModel):
     media_url: str | None = None
     mime_type: str | None = None
     context: dict[str, Any] | None = None
+    created_at: datetime | None = Field(default=None, description=CREATED_AT_HELP)
 
 
 def register(server: MCPServer[Any]) -> None:
@@ -88,6 +93,8 @@ def register(server: MCPServer[Any]) -> None:
                 check_json_size(label, getattr(item, label), limit)
             if not (item.text_content or item.tool_calls or item.tool_outputs or item.media_url):
                 raise ToolError("The message is empty: give text_content, tool_calls, tool_outputs or media_url.")
+            if item.created_at is not None and item.created_at.tzinfo is None:
+                raise ToolError("created_at needs a time zone, e.g. 2023-05-08T13:56:00Z.")
         sid = parse_id(session_id, "session_id", _SESSION_HINT)
         creates = [
             MessageCreate(session_id=sid, user_id=actor.user_id, agent_id=actor.agent_id, **item.model_dump())
@@ -112,6 +119,7 @@ def register(server: MCPServer[Any]) -> None:
         media_url: Annotated[str | None, Field(description="Optional link to attached media.")] = None,
         mime_type: Annotated[str | None, Field(description="MIME type of the media.")] = None,
         context: Annotated[dict[str, Any] | None, Field(description="Optional JSON context for the turn.")] = None,
+        created_at: Annotated[datetime | None, Field(description=CREATED_AT_HELP)] = None,
     ) -> MessageOut:
         """Append one message to a session's conversation history, in order.
 
@@ -127,6 +135,7 @@ def register(server: MCPServer[Any]) -> None:
             media_url=media_url,
             mime_type=mime_type,
             context=context,
+            created_at=created_at,
         )
         return (await _append(ctx, session_id, [item]))[0]
 
@@ -233,7 +242,8 @@ def register(server: MCPServer[Any]) -> None:
     ) -> SearchHistoryResult:
         """Find messages from this user's past conversations that match a question, best first.
 
-        Each result names its session_id; read around it with get_session_history.
+        Messages said by someone the question names, or written on a date it names ("on 8 May, 2023", "in May
+        2023"), rank higher. Each result names its session_id; read around it with get_session_history.
 
         Example: search_history(query="When did we talk about the Lisbon trip?")
         """

@@ -134,7 +134,8 @@ def register(server: MCPServer[Any]) -> None:
         """Find stored memories relevant to a question, best match first.
 
         Use it before answering anything that may depend on what you were told earlier. Ask naturally; no search
-        syntax is needed and none is interpreted (quotes, *, -, : are treated as plain text).
+        syntax is needed and none is interpreted (quotes, *, -, : are treated as plain text). Memories stored on a
+        date the question names ("in May 2023") rank higher.
 
         Example: search_memories(query="What is the user's favourite colour?")
         """

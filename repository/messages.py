@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Literal
 
 from sqlalchemy import delete, select, update
@@ -23,6 +24,8 @@ from repository.search_index import message_body, relink
 from repository.tables import MessageRow, SessionRow
 
 MAX_BATCH = 1000
+# How far ahead of this server's clock an imported created_at may be (the client's clock may run a little fast).
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 def add_message_sync(session: Session, data: MessageCreate) -> Message:
@@ -56,15 +59,20 @@ def add_messages_sync(
     rows = []
     for item in items:
         values = item.model_dump()
+        created_at = values.pop("created_at") or now
+        if created_at > now + CLOCK_SKEW:
+            raise InvalidInputError(
+                f"created_at {created_at.isoformat()} is in the future; omit it to use the current time."
+            )
         session_user, session_agent = owners[item.session_id]
         values["user_id"] = values["user_id"] or session_user
         values["agent_id"] = values["agent_id"] or session_agent
         rows.append(
             MessageRow(
                 id=uuid.uuid4(),
-                created_at=now,
+                created_at=created_at,
                 updated_at=now,
-                search_body=message_body(item.text_content, item.name),
+                search_body=message_body(item.text_content),
                 **values,
             )
         )
@@ -106,7 +114,7 @@ def update_message_sync(
     for field in data.model_fields_set:
         setattr(row, field, getattr(data, field))
     if "text_content" in data.model_fields_set:
-        row.search_body = message_body(row.text_content, row.name)
+        row.search_body = message_body(row.text_content)
     session.flush()
     if "text_content" in data.model_fields_set:
         _relink(session, row.session_id, [row.seq])

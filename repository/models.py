@@ -186,6 +186,9 @@ class MessageCreate(_Input):
     context: Any | None = None
     user_feedback: str | None = None
     flagged: bool = False
+    # When the message was originally said, for importing past conversations; None means now. Order stays the
+    # order of insertion (seq), whatever the timestamps.
+    created_at: AwareDatetime | None = None
 
 
 class MessageUpdate(_Input):

@@ -11,7 +11,8 @@
    the final score.
 4. The full-text index returns at most CANDIDATES visible rows (stems only), ordered by the engine's cheap rank
    (or by recency, in the second case).
-5. BM25F over body and neighbour context (`textsearch.bm25f_scores`) orders them; the same code on both backends.
+5. BM25F over body and neighbour context (`textsearch.bm25f_scores`) orders them, doubled for a message said by
+   someone the question names and for a row created on a date the question names; the same code on both backends.
 6. Only the winners are loaded in full.
 """
 
@@ -50,7 +51,19 @@ from repository.memories import (
 )
 from repository.models import Memory, Message
 from repository.tables import MemoryRow, MessageRow, SearchStatsRow, SessionRow
-from repository.textsearch import B, CTX_WEIGHT, K1, bm25f_scores, fts5_match, pg_tsquery, query_terms
+from repository.query_dates import query_periods
+from repository.textsearch import (
+    B,
+    CTX_WEIGHT,
+    DATE_BOOST,
+    K1,
+    SPEAKER_BOOST,
+    analyze,
+    bm25f_scores,
+    fts5_match,
+    pg_tsquery,
+    query_terms,
+)
 
 MAX_RESULTS = 100
 CANDIDATES = 100
@@ -187,7 +200,11 @@ def _plan(terms: Sequence[str], stats: _Stats) -> _Plan | None:
     return _Plan(list(present), ranked=False, all_terms_estimate=every, any_term_estimate=anyone, n_docs=stats.n_docs)
 
 
-def _rank(rows: Sequence[Any], terms: Sequence[str], stats: _Stats) -> list[tuple[Any, float]]:
+def _rank(
+    rows: Sequence[Any], terms: Sequence[str], stats: _Stats, periods: Sequence[tuple[datetime, datetime]] = ()
+) -> list[tuple[Any, float]]:
+    """Candidates by BM25F, times SPEAKER_BOOST when the question names the row's speaker and DATE_BOOST when the
+    row was created in a period the question names (`periods`)."""
     docs = [(row.search_body.split(), row.search_ctx.split()) for row in rows]
     scores = bm25f_scores(
         {t: 1.0 for t in terms},
@@ -199,6 +216,16 @@ def _rank(rows: Sequence[Any], terms: Sequence[str], stats: _Stats) -> list[tupl
         k1=K1,
         b=B,
     )
+    wanted = set(terms)
+    named: dict[str, bool] = {}
+    for i, row in enumerate(rows):
+        if row.speaker:
+            if row.speaker not in named:
+                named[row.speaker] = not wanted.isdisjoint(analyze(row.speaker))
+            if named[row.speaker]:
+                scores[i] *= SPEAKER_BOOST
+        if any(start <= row.created_at < end for start, end in periods):
+            scores[i] *= DATE_BOOST
     ranked = sorted(zip(rows, scores, strict=True), key=lambda pair: (-pair[1], -pair[0].seq))
     return [(row, score) for row, score in ranked if score > 0]
 
@@ -254,17 +281,23 @@ def _candidates(
     memories in a table of 1M paid ~75 ms for that). `scope_tokens` do the same for SQLite's full-text index.
     """
 
+    # What ranking reads: the stems, and the creation time and speaker (messages only) that can boost a row.
+    speaker = row_table.name if row_table is MessageRow else literal(None, String)
+    columns = (
+        row_table.seq, row_table.search_body, row_table.search_ctx, row_table.created_at, speaker.label("speaker")
+    )
+
     def fetch(every: bool, limit: int) -> list[Any]:
         join, match, order, walks_key = _match_condition(
             session, row_table, fts_name, plan, every=every, scope_tokens=scope_tokens
         )
-        statement = select(row_table.seq, row_table.search_body, row_table.search_ctx)
+        statement = select(*columns)
         if join is not None:
             statement = statement.join(*join)
         statement = statement.where(match, *conditions)
         if walks_key and partitions:
             walks = union_all(*(statement.where(part).order_by(order).limit(limit) for part in partitions)).subquery()
-            merged = select(walks.c.seq, walks.c.search_body, walks.c.search_ctx).order_by(walks.c.seq.desc())
+            merged = select(*walks.c).order_by(walks.c.seq.desc())
             return list(session.execute(merged.limit(limit)).all())
         return list(session.execute(statement.order_by(order).limit(limit)).all())
 
@@ -338,7 +371,7 @@ def search_memories_sync(
         visibility_partitions(user_id, agent_id),
         visibility_tokens(user_id, agent_id),
     )
-    ranked = _rank(candidates, terms, stats)[: max(1, min(limit, MAX_RESULTS))]
+    ranked = _rank(candidates, terms, stats, query_periods(query))[: max(1, min(limit, MAX_RESULTS))]
     rows = _load(session, MemoryRow, [c.seq for c, _ in ranked])
     return [MemoryHit(Memory.model_validate(rows[c.seq]), score) for c, score in ranked]
 
@@ -379,7 +412,7 @@ def search_messages_sync(
     if created_before is not None:
         conditions.append(MessageRow.created_at < created_before)
     candidates = _candidates(session, MessageRow, "messages_fts", plan, conditions)
-    ranked = _rank(candidates, terms, stats)[: max(1, min(limit, MAX_RESULTS))]
+    ranked = _rank(candidates, terms, stats, query_periods(query))[: max(1, min(limit, MAX_RESULTS))]
     rows = _load(session, MessageRow, [c.seq for c, _ in ranked])
     return [MessageHit(Message.model_validate(rows[c.seq]), score) for c, score in ranked]
 

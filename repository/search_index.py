@@ -33,8 +33,10 @@ def memory_body(name: str | None, description: str | None, content: str) -> str:
     return normalize_for_index(" ".join(part for part in (name, description, content) if part))
 
 
-def message_body(text_content: str | None, name: str | None = None) -> str:
-    return normalize_for_index(" ".join(part for part in (name, text_content) if part))
+def message_body(text_content: str | None) -> str:
+    # The speaker's name is not indexed: it would match every message of that speaker a little, and a question that
+    # names the speaker boosts their messages instead (search._rank). Since migration 0003.
+    return normalize_for_index(text_content or "")
 
 
 @dataclass(frozen=True)

@@ -152,10 +152,13 @@ async def test_search_history_across_sessions(database_url):
         assert found["results"][0]["session_id"] == first and found["session_id"] is None
         narrowed = await call(client, "search_history", query="Lisbon", session_id=second)
         assert narrowed["results"] == [] and narrowed["session_id"] == second
-        # A speaker's display name is searchable and comes back with the message.
-        await call(client, "add_message", session_id=second, role="user", name="Priya", text_content="Hello all")
-        by_name = await call(client, "search_history", query="What did Priya say?")
-        assert by_name["results"][0]["name"] == "Priya" and by_name["results"][0]["text_content"] == "Hello all"
+        # A question that names a speaker ranks what they said first; the name comes back with the message.
+        for name in ("Priya", "Tom"):
+            await call(client, "add_message", session_id=second, role="user", name=name, text_content="Budget is ok")
+        by_name = await call(client, "search_history", query="What did Priya say about the budget?")
+        assert [hit.get("name") for hit in by_name["results"][:2]] == ["Priya", "Tom"]
+        by_name = await call(client, "search_history", query="What did Tom say about the budget?")
+        assert [hit.get("name") for hit in by_name["results"][:2]] == ["Tom", "Priya"]
         # Filters: role and time range.
         await call(client, "add_message", session_id=first, role="assistant", text_content="Lisbon is lovely in spring")
         by_role = await call(client, "search_history", query="Lisbon spring", roles=["assistant"])
@@ -164,6 +167,39 @@ async def test_search_history_across_sessions(database_url):
         assert later["results"] == []
         earlier = await call(client, "search_history", query="Lisbon", created_before="2999-01-01T00:00:00Z")
         assert len(earlier["results"]) == 2
+
+
+async def test_imported_messages_keep_their_time_and_the_order_they_were_added(database_url):
+    async with connect(database_url) as client:
+        chat = (await call(client, "create_session", name="imported"))["id"]
+        said = [
+            {"role": "user", "text_content": "We met at the harbour", "created_at": "2023-05-08T13:56:00Z"},
+            {"role": "user", "text_content": "The ferry was late", "created_at": "2023-05-08T09:00:00+02:00"},
+            {"role": "user", "text_content": "Said just now"},
+        ]
+        await call(client, "add_messages", session_id=chat, messages=said)
+        await call(
+            client, "add_message", session_id=chat, role="user", text_content="One more", created_at="2021-01-01T00:00Z"
+        )
+        history = await call(client, "get_session_history", session_id=chat, start="oldest")
+        texts = [m["text_content"] for m in history["messages"]]
+        assert texts == ["We met at the harbour", "The ferry was late", "Said just now", "One more"]
+        stamps = [m["created_at"] for m in history["messages"]]
+        assert stamps[:2] == ["2023-05-08T13:56:00Z", "2023-05-08T07:00:00Z"] and stamps[3] == "2021-01-01T00:00:00Z"
+        found = await call(client, "search_history", query="ferry harbour", created_before="2023-05-08T10:00:00Z")
+        assert [m["text_content"] for m in found["results"]] == ["The ferry was late"]
+
+        naive = await call_error(
+            client, "add_message", session_id=chat, role="user", text_content="x", created_at="2023-05-08T13:56:00"
+        )
+        assert "created_at needs a time zone" in naive
+        later = {"role": "user", "text_content": "x", "created_at": "2999-01-01T00:00:00Z"}
+        future = await call_error(
+            client, "add_messages", session_id=chat, messages=[{"role": "user", "text_content": "ok"}, later]
+        )
+        assert "in the future" in future and "omit it" in future
+        history = await call(client, "get_session_history", session_id=chat)
+        assert len(history["messages"]) == 4  # the refused batch wrote nothing
 
 
 async def test_users_are_isolated(database_url):

@@ -287,3 +287,46 @@ async def test_memories_stored_before_0002_are_found_through_their_scope_tokens(
             stem = repository.query_terms("stored")[0]
             found = await s.execute(text(f"SELECT count(*) FROM memories_fts WHERE memories_fts MATCH '\"{stem}\"'"))
             assert found.scalar() == 3
+
+
+async def test_0003_drops_speaker_names_from_the_message_index_and_its_downgrade_restores_them(empty_db):
+    from repository import (
+        SessionCreate,
+        add_messages,
+        create_session,
+        get_or_create_agent_by_name,
+        get_or_create_user_by_email,
+        search_messages,
+    )
+    from repository.models import MessageCreate
+
+    await upgrade(empty_db.engine)
+    async with empty_db.transaction() as s:
+        user = await get_or_create_user_by_email(s, "old@example.com")
+        agent = await get_or_create_agent_by_name(s, "old-agent")
+        chat = await create_session(s, SessionCreate(user_id=user.id, agent_id=agent.id))
+        turns = [("Priya", "The budget is approved"), (None, "Great news"), ("Tom", "Hiring starts Monday")]
+        rows = [MessageCreate(session_id=chat.id, role="user", name=name, text_content=said) for name, said in turns]
+        await add_messages(s, rows)
+
+    async def index() -> list[tuple[str, str]]:
+        async with empty_db.transaction(readonly=True) as s:
+            found = await s.execute(text("SELECT search_body, search_ctx FROM messages ORDER BY seq"))
+            return [tuple(row) for row in found.all()]
+
+    now = await index()
+    await downgrade(empty_db.engine, "0002")  # the index as 0002 wrote it: name first, in bodies and contexts
+    assert await index() == [
+        ("priya budget approv", "great new tom hire start mondai"),
+        ("great new", "priya budget approv tom hire start mondai"),
+        ("tom hire start mondai", "priya budget approv great new"),
+    ]
+    await upgrade(empty_db.engine)
+    assert await index() == now == [
+        ("budget approv", "great new hire start mondai"),
+        ("great new", "budget approv hire start mondai"),
+        ("hire start mondai", "budget approv great new"),
+    ]
+    async with empty_db.transaction(readonly=True) as s:
+        assert await search_messages(s, "Tom", user_id=user.id) == []  # the full-text index followed the UPDATEs
+        assert (await search_messages(s, "hiring", user_id=user.id))[0].message.name == "Tom"

@@ -214,6 +214,7 @@ async def test_message_round_trips_every_field(db, world):
         context={"turn": 3},
         user_feedback="useful",
         flagged=True,
+        created_at=datetime(2023, 5, 8, 13, 56, tzinfo=UTC),  # imported from a past conversation
     )
     async with db.transaction() as s:
         written = await add_message(s, data)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, timedelta
+
 import pytest
 
 from repository import (
@@ -187,6 +189,44 @@ async def test_message_neighbours_are_context(db, actor):
     assert texts[0] == "What instrument do you play?"
     assert "The cello, since I was nine" in texts  # found through its neighbour
     assert "Take care" not in texts  # too far away to be context
+
+
+async def test_a_named_speaker_and_a_named_date_rank_their_messages_first(db, actor):
+    """Equal text, so only the boosts can order them: who said it, and when it was said."""
+    may_8 = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
+    async with db.transaction() as s:
+        chat = await create_session(s, SessionCreate(user_id=actor[0], agent_id=actor[1]))
+        said = [("Nate", may_8), ("Joanna", may_8 + timedelta(days=40)), ("Joanna", None)]
+        text = "The tournament went well"
+        rows = [
+            MessageCreate(session_id=chat.id, role="user", name=name, text_content=text, created_at=at)
+            for name, at in said
+        ]
+        await add_messages(s, rows)
+
+    async def order(question):
+        async with db.transaction(readonly=True) as s:
+            hits = await search_messages(s, question, user_id=actor[0])
+        imported = {may_8.date(), date(2023, 6, 17)}
+        return [(h.message.name, d if (d := h.message.created_at.date()) in imported else None) for h in hits]
+
+    newest_first = [("Joanna", None), ("Joanna", date(2023, 6, 17)), ("Nate", date(2023, 5, 8))]
+    assert await order("How did the tournament go?") == newest_first  # equal scores: newest first
+    assert (await order("How did Nate's tournament go?"))[0] == ("Nate", date(2023, 5, 8))
+    assert (await order("How did the tournament go on 8 May, 2023?"))[0] == ("Nate", date(2023, 5, 8))
+    assert (await order("How did the tournament go in June 2023?"))[0] == ("Joanna", date(2023, 6, 17))
+    assert await order("How did the tournament go in 1999?") == newest_first
+    # A boost never finds rows on its own: the question's words must match.
+    assert await order("What did Nate eat on 8 May, 2023?") == []
+
+
+async def test_a_speaker_name_is_not_indexed_as_message_text(db, actor):
+    async with db.transaction() as s:
+        chat = await create_session(s, SessionCreate(user_id=actor[0], agent_id=actor[1]))
+        await add_messages(s, [MessageCreate(session_id=chat.id, role="user", name="Priya", text_content="Hello all")])
+    async with db.transaction(readonly=True) as s:
+        assert await search_messages(s, "Priya", user_id=actor[0]) == []
+        assert [h.message.name for h in await search_messages(s, "hello Priya", user_id=actor[0])] == ["Priya"]
 
 
 async def test_same_ranking_on_both_backends(db, actor):

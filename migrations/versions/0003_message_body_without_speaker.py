@@ -1,0 +1,60 @@
+"""Messages: index the text alone, not the speaker's name with it.
+
+Since this revision a question that names a speaker boosts that speaker's messages at ranking time, so the name no
+longer goes into `search_body` (where it matched every message of that speaker a little). Rows written before are
+re-indexed here: the body of every named message, and the neighbour context of every message in those sessions.
+The database triggers keep the full-text indexes and term statistics in step with the UPDATEs.
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-26
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from repository.textsearch import normalize_for_index
+
+revision: str = "0003"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+CTX_WINDOW = 2  # frozen copy of repository.textsearch.CTX_WINDOW: neighbours on each side in the context
+BATCH = 1_000
+
+
+def _reindex(with_name: bool) -> None:
+    conn = op.get_bind()
+    sessions = conn.execute(sa.text("SELECT DISTINCT session_id FROM messages WHERE name IS NOT NULL")).scalars()
+    update = sa.text("UPDATE messages SET search_body = :body, search_ctx = :ctx WHERE seq = :seq")
+    for session_id in list(sessions):
+        rows = conn.execute(
+            sa.text(
+                "SELECT seq, name, text_content, search_body, search_ctx FROM messages "
+                "WHERE session_id = :sid ORDER BY seq"
+            ),
+            {"sid": session_id},
+        ).all()
+        bodies = [
+            normalize_for_index(" ".join(p for p in ((row.name if with_name else None), row.text_content) if p))
+            for row in rows
+        ]
+        changed = []
+        for i, row in enumerate(rows):
+            neighbours = range(max(0, i - CTX_WINDOW), min(len(rows), i + CTX_WINDOW + 1))
+            ctx = " ".join(bodies[j] for j in neighbours if j != i and bodies[j])
+            if bodies[i] != row.search_body or ctx != row.search_ctx:
+                changed.append({"body": bodies[i], "ctx": ctx, "seq": row.seq})
+        for start in range(0, len(changed), BATCH):
+            conn.execute(update, changed[start : start + BATCH])
+
+
+def upgrade() -> None:
+    _reindex(with_name=False)
+
+
+def downgrade() -> None:
+    _reindex(with_name=True)
