@@ -330,3 +330,20 @@ async def test_0003_drops_speaker_names_from_the_message_index_and_its_downgrade
     async with empty_db.transaction(readonly=True) as s:
         assert await search_messages(s, "Tom", user_id=user.id) == []  # the full-text index followed the UPDATEs
         assert (await search_messages(s, "hiring", user_id=user.id))[0].message.name == "Tom"
+
+
+async def test_0004_bounds_the_gin_pending_lists_on_postgresql(empty_db):
+    query = text(
+        "SELECT relname, reloptions FROM pg_class WHERE relname IN ('ix_memories_search', 'ix_messages_search') "
+        "ORDER BY relname"
+    )
+    await upgrade(empty_db.engine)
+    if empty_db.dialect != "postgresql":
+        assert await current_revision(empty_db.engine) == HEAD_REVISION  # nothing to do on SQLite
+        return
+    async with empty_db.transaction(readonly=True) as s:
+        found = (await s.execute(query)).all()
+    assert found == [(name, ["gin_pending_list_limit=512"]) for name in ("ix_memories_search", "ix_messages_search")]
+    await downgrade(empty_db.engine, "0003")
+    async with empty_db.transaction(readonly=True) as s:
+        assert [options for _, options in (await s.execute(query)).all()] == [None, None]
