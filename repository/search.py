@@ -21,8 +21,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -142,8 +142,8 @@ def _stats(session: Session, kind: str, fts_name: str, terms: Sequence[str]) -> 
 # FTS5's vocabulary table counts a term's documents by walking its whole posting list: ~35 ms for a word in 1M rows,
 # and ~0.6 ms for a word in 5,000 of 10,000, paid on every search. Frequencies of at least DF_CACHE_MIN are
 # therefore kept per engine and reused until the collection has grown or shrunk by more than DF_CACHE_DRIFT of its
-# size (at most that many rows can have gained or lost the word: under 10% of a cached count, a few percent of its
-# idf); rarer terms are cheap to count and always counted afresh, so collections under DF_CACHE_MIN stay exact.
+# size (new rows hold a word at about its usual rate, so its count moves by about as much: ~1%, and its idf far
+# less); rarer terms are cheap to count and always counted afresh, so collections under DF_CACHE_MIN stay exact.
 DF_CACHE_MIN = 1_000
 DF_CACHE_DRIFT = 0.01
 _df_cache: WeakKeyDictionary[Any, dict[tuple[str, str], tuple[int, int]]] = WeakKeyDictionary()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from sqlalchemy import update
 
 from repository import (
     MemoryCreate,
@@ -23,6 +24,7 @@ from repository import (
     upsert_memory,
 )
 from repository.models import MemoryUpdate
+from repository.tables import MemoryRow
 
 pytestmark = pytest.mark.anyio
 
@@ -218,6 +220,21 @@ async def test_a_named_speaker_and_a_named_date_rank_their_messages_first(db, ac
     assert await order("How did the tournament go in 1999?") == newest_first
     # A boost never finds rows on its own: the question's words must match.
     assert await order("What did Nate eat on 8 May, 2023?") == []
+
+
+async def test_a_memory_stored_on_a_named_date_ranks_first(db, actor):
+    async with db.transaction() as s:
+        for city in ("Lisbon", "Porto"):
+            memory = MemoryCreate(content=f"Budget approved for {city}", user_id=actor[0], agent_id=actor[1])
+            await upsert_memory(s, memory)
+        # Stored long ago: the repository has no way to backdate a memory, so the test does it in SQL.
+        long_ago = datetime(2023, 5, 8, 9, 30, tzinfo=UTC)
+        await s.execute(update(MemoryRow).where(MemoryRow.content.like("%Lisbon")).values(created_at=long_ago))
+    # (Other facts follow, matched through their neighbour context.)
+    newest_first = ["Budget approved for Porto", "Budget approved for Lisbon"]
+    assert (await _search(db, actor, "budget approved"))[:2] == newest_first
+    assert (await _search(db, actor, "budget approved on 8 May, 2023"))[0] == "Budget approved for Lisbon"
+    assert (await _search(db, actor, "budget approved in 2023"))[0] == "Budget approved for Lisbon"
 
 
 async def test_a_speaker_name_is_not_indexed_as_message_text(db, actor):
