@@ -28,6 +28,11 @@ MAX_BATCH = 1000
 CLOCK_SKEW = timedelta(minutes=5)
 
 
+def session_token(session_id: uuid.UUID) -> str:
+    """The `search_scope` token of a session's messages in SQLite's full-text index (migration 0005)."""
+    return f"q{session_id.hex}{session_id.hex}"
+
+
 def add_message_sync(session: Session, data: MessageCreate) -> Message:
     return add_messages_sync(session, [data])[0]
 

@@ -50,9 +50,10 @@ from repository.memories import (
     visibility_tokens,
     visible_to,
 )
+from repository.messages import session_token
 from repository.models import Memory, Message
-from repository.tables import MemoryRow, MessageRow, SearchStatsRow, SessionRow
 from repository.query_dates import query_periods
+from repository.tables import MemoryRow, MessageRow, SearchStatsRow, SessionRow
 from repository.textsearch import (
     B,
     CTX_WEIGHT,
@@ -72,6 +73,7 @@ CANDIDATES = 100
 # matching all of 100k rows), so OR-ing common words at 1M rows meant scoring most of the table (~1.1 s).
 CANDIDATE_POSTINGS = 2_000
 COMMON_TERM_SHARE = 0.25
+MAX_SESSION_WALKS = 200
 
 # The FTS5 tables and their vocabularies (created by the migrations), as much of them as queries need.
 _fts = {name: table(name, column("rowid")) for name in ("memories_fts", "messages_fts")}
@@ -430,7 +432,19 @@ def search_messages_sync(
         conditions.append(MessageRow.created_at >= created_after)
     if created_before is not None:
         conditions.append(MessageRow.created_at < created_before)
-    candidates = _candidates(session, MessageRow, "messages_fts", plan, conditions)
+    partitions: list[ColumnElement[bool]] = []
+    tokens: list[str] = []
+    if not plan.ranked:
+        # Walking newest first, stay inside the caller's sessions (each one walked on its own index on PostgreSQL,
+        # its token required inside the full-text index on SQLite) rather than pass through everyone's messages.
+        # Beyond MAX_SESSION_WALKS sessions, the one walk over all messages is the cheaper plan.
+        sessions = session.execute(owned.limit(MAX_SESSION_WALKS + 1)).scalars().all()
+        if not sessions:
+            return []
+        if len(sessions) <= MAX_SESSION_WALKS:
+            partitions = [MessageRow.session_id == sid for sid in sessions]
+            tokens = [session_token(sid) for sid in sessions]
+    candidates = _candidates(session, MessageRow, "messages_fts", plan, conditions, partitions, tokens)
     ranked = _rank(candidates, terms, stats, query_periods(query))[: max(1, min(limit, MAX_RESULTS))]
     rows = _load(session, MessageRow, [c.seq for c, _ in ranked])
     return [MessageHit(Message.model_validate(rows[c.seq]), score) for c, score in ranked]

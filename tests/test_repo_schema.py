@@ -347,3 +347,42 @@ async def test_0004_bounds_the_gin_pending_lists_on_postgresql(empty_db):
     await downgrade(empty_db.engine, "0003")
     async with empty_db.transaction(readonly=True) as s:
         assert [options for _, options in (await s.execute(query)).all()] == [None, None]
+
+
+async def test_messages_stored_before_0005_are_found_through_their_session_tokens(empty_db, monkeypatch):
+    import repository.search as search_module
+    from repository import (
+        SessionCreate,
+        add_messages,
+        create_session,
+        get_or_create_agent_by_name,
+        get_or_create_user_by_email,
+        search_messages,
+    )
+    from repository.messages import session_token
+    from repository.models import MessageCreate
+
+    await upgrade(empty_db.engine, "0004")
+    async with empty_db.transaction() as s:
+        user = await get_or_create_user_by_email(s, "old@example.com")
+        agent = await get_or_create_agent_by_name(s, "old-agent")
+        chat = await create_session(s, SessionCreate(user_id=user.id, agent_id=agent.id))
+        said = [MessageCreate(session_id=chat.id, role="user", text_content=f"said before {i}") for i in range(3)]
+        await add_messages(s, said)
+    await upgrade(empty_db.engine)  # 0005 rebuilds the SQLite index with a session token per message
+
+    monkeypatch.setattr(search_module, "CANDIDATE_POSTINGS", 1)  # newest-first candidates, which use the tokens
+    async with empty_db.transaction(readonly=True) as s:
+        hits = await search_messages(s, "said before", user_id=user.id)
+        assert [h.message.text_content for h in hits] == [f"said before {i}" for i in (2, 1, 0)]
+        if empty_db.dialect == "sqlite":
+            token = session_token(chat.id)
+            found = await s.execute(text(f"SELECT count(*) FROM messages_fts WHERE messages_fts MATCH '\"{token}\"'"))
+            assert found.scalar() == 3
+    await downgrade(empty_db.engine, "0004")
+    if empty_db.dialect == "sqlite":
+        # The two-column index of 0004 is rebuilt and complete (this code itself needs 0005 to search).
+        async with empty_db.transaction(readonly=True) as s:
+            stem = repository.query_terms("said")[0]
+            found = await s.execute(text(f"SELECT count(*) FROM messages_fts WHERE messages_fts MATCH '\"{stem}\"'"))
+            assert found.scalar() == 3

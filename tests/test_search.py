@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from repository import (
     MemoryCreate,
@@ -23,6 +24,7 @@ from repository import (
     update_memory,
     upsert_memory,
 )
+from repository.messages import session_token
 from repository.models import MemoryUpdate
 from repository.tables import MemoryRow
 
@@ -384,6 +386,34 @@ async def test_newest_first_walks_each_visibility_partition_without_crossing_use
     assert await _search(db, actor, "apple pie", filters=MemoryFilters(scopes=frozenset({"user"}))) == [
         "apple pie recipe 3"
     ]
+
+
+@pytest.mark.parametrize("session_walks", [200, 1])
+async def test_newest_first_history_walks_stay_in_the_callers_sessions(db, actor, monkeypatch, session_walks):
+    """Within MAX_SESSION_WALKS sessions each is walked (its token required on SQLite); beyond, one walk over all
+    messages. Either way the newest of the caller's own matching messages come back, never another user's."""
+    import repository.search as search_module
+
+    monkeypatch.setattr(search_module, "CANDIDATE_POSTINGS", 3)
+    monkeypatch.setattr(search_module, "CANDIDATES", 1)
+    monkeypatch.setattr(search_module, "MAX_SESSION_WALKS", session_walks)
+    async with db.transaction() as s:
+        other = await get_or_create_user_by_email(s, "eve@example.com")
+        mine = [await create_session(s, SessionCreate(user_id=actor[0], agent_id=actor[1])) for _ in range(2)]
+        theirs = await create_session(s, SessionCreate(user_id=other.id, agent_id=actor[1]))
+        for i, chat in enumerate([*mine, theirs, theirs]):
+            texts = [f"apple pie note {i}.{k}" for k in range(3)]
+            await add_messages(s, [MessageCreate(session_id=chat.id, role="user", text_content=t) for t in texts])
+    async with db.transaction(readonly=True) as s:
+        hits = await search_messages(s, "apple pie", user_id=actor[0])
+        assert [h.message.text_content for h in hits] == ["apple pie note 1.2"]
+        only_first = await search_messages(s, "apple pie", user_id=actor[0], session_ids=[mine[0].id])
+        assert [h.message.text_content for h in only_first] == ["apple pie note 0.2"]
+        assert await search_messages(s, "apple pie", user_id=uuid.uuid4()) == []  # no sessions: nothing to walk
+        if db.dialect == "sqlite":
+            token = session_token(theirs.id)
+            found = await s.execute(text(f"SELECT count(*) FROM messages_fts WHERE messages_fts MATCH '\"{token}\"'"))
+            assert found.scalar() == 6
 
 
 async def test_postgresql_walks_the_key_only_when_matches_are_dense(db):
