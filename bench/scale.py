@@ -606,6 +606,27 @@ where the time goes, not results; the tables above are the results.
 - bulk import: indexing text in Python costs ~40 us a row (stemming, neighbour context); FTS5 alone indexes ~31k
   rows/s of body + context (~125 tokens a row) in isolation. On PostgreSQL a 10k batch into a 10k table went at
   3.0k/s with all triggers, 4.0k/s without the document-frequency trigger, 5.3k/s without the GIN index as well.
+
+Third session (same machine and day, commits c3200d8 to f59a6bd):
+
+- search, repository call at 10k memories on SQLite, mixed questions: 4.5 -> 3.4 ms (ranking by substring
+  counts on the stored stems instead of a Counter per candidate, 1.2 -> 0.7 ms; document frequencies cached from
+  1,000 rows instead of 10,000, since counting a word in half of 10k rows walked its postings for 0.6 ms; one
+  round trip for statistics and frequencies; the visibility expression built once per caller). Over stdio at 10k
+  (p50, this benchmark): one word 6.54 ms at d881561, 4.56 ms at 6fdb3e0; rare 9.23 -> 5.67 ms.
+- PostgreSQL GIN pending list (migration 0004): over 10,400 memories stored one by one and never vacuumed, a
+  two-word search read the pending list for 3.8 ms and the planner, pricing those pages, chose a 35 ms
+  sequential scan; after VACUUM, 6 ms. At 512 kB instead of 4 MB: bulk import 2,950 -> 2,560/s in isolation,
+  single stores unchanged (8.4 / 8.1 ms in-process over 1,000 stores); this benchmark's PostgreSQL message seeding
+  went from 553 to 492 messages/s.
+- search_history for a user with 1,000 messages (5 sessions) beside another user's 100,000, common-word
+  questions (repository call p50 / max): SQLite 39-44 / 135-159 ms walking all messages, 9.2-9.8 / 12.5-15.2 ms
+  with session tokens (migration 0005); PostgreSQL 39 / 421 ms, 10.7 / 14.4 ms walking each session on its key.
+- store_memory: returning the whole row from the upsert and reading the neighbours in one statement (two round
+  trips fewer) changed nothing measurable (SQLite 1.8 ms, PostgreSQL 7.4 ms in-process either way), so it was
+  not kept. On PostgreSQL ~1.2 ms is the transaction itself (advisory lock, commit), ~3.5 ms the statements (the
+  neighbours' context UPDATE alone 1.75 ms: non-HOT updates touching every index of memories, plus the statement
+  trigger), the rest SQLAlchemy.
 """
 
 
