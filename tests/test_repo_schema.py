@@ -15,17 +15,40 @@ import repository
 from repository import (
     Database,
     MemoryCreate,
+    MessageCreate,
     SchemaVersionError,
+    SessionCreate,
     UserCreate,
+    add_messages,
     create_memory,
+    create_session,
     create_user,
     ensure_schema,
+    get_or_create_agent_by_name,
+    get_or_create_user_by_email,
     get_user,
     list_memories,
+    search_messages,
 )
+from repository.messages import session_token
 from repository.migrate import HEAD_REVISION, KNOWN_REVISIONS, current_revision, downgrade, upgrade
 
 pytestmark = pytest.mark.anyio
+
+
+async def fts_count(session, table: str, term: str) -> int:
+    """Rows of `table`'s SQLite full-text index holding `term` (a stem or a scope token)."""
+    found = await session.execute(text(f"SELECT count(*) FROM {table}_fts WHERE {table}_fts MATCH '\"{term}\"'"))
+    return found.scalar()
+
+
+async def assert_downgrade_rebuilds_the_index(db, revision: str, table: str, word: str, expected: int) -> None:
+    """Downgrading to `revision` rebuilds SQLite's older two-column index, complete. Counted in the index itself:
+    the current code needs the newer index to search."""
+    await downgrade(db.engine, revision)
+    if db.dialect == "sqlite":
+        async with db.transaction(readonly=True) as s:
+            assert await fts_count(s, table, repository.query_terms(word)[0]) == expected
 
 APP_TABLES = {"users", "agents", "sessions", "messages", "memories"}
 
@@ -278,28 +301,11 @@ async def test_memories_stored_before_0002_are_found_through_their_scope_tokens(
         assert sorted(h.memory.content for h in hits) == [f"stored before {i}" for i in range(3)]
         if empty_db.dialect == "sqlite":
             token = f"z{agent.id.hex}x{user.id.hex}"
-            found = await s.execute(text(f"SELECT count(*) FROM memories_fts WHERE memories_fts MATCH '\"{token}\"'"))
-            assert found.scalar() == 3
-    await downgrade(empty_db.engine, "0001")
-    if empty_db.dialect == "sqlite":
-        # The two-column index of 0001 is rebuilt and complete (this code itself needs 0002 to search).
-        async with empty_db.transaction(readonly=True) as s:
-            stem = repository.query_terms("stored")[0]
-            found = await s.execute(text(f"SELECT count(*) FROM memories_fts WHERE memories_fts MATCH '\"{stem}\"'"))
-            assert found.scalar() == 3
+            assert await fts_count(s, "memories", token) == 3
+    await assert_downgrade_rebuilds_the_index(empty_db, "0001", "memories", "stored", 3)
 
 
 async def test_0003_drops_speaker_names_from_the_message_index_and_its_downgrade_restores_them(empty_db):
-    from repository import (
-        SessionCreate,
-        add_messages,
-        create_session,
-        get_or_create_agent_by_name,
-        get_or_create_user_by_email,
-        search_messages,
-    )
-    from repository.models import MessageCreate
-
     await upgrade(empty_db.engine)
     async with empty_db.transaction() as s:
         user = await get_or_create_user_by_email(s, "old@example.com")
@@ -351,16 +357,6 @@ async def test_0004_bounds_the_gin_pending_lists_on_postgresql(empty_db):
 
 async def test_messages_stored_before_0005_are_found_through_their_session_tokens(empty_db, monkeypatch):
     import repository.search as search_module
-    from repository import (
-        SessionCreate,
-        add_messages,
-        create_session,
-        get_or_create_agent_by_name,
-        get_or_create_user_by_email,
-        search_messages,
-    )
-    from repository.messages import session_token
-    from repository.models import MessageCreate
 
     await upgrade(empty_db.engine, "0004")
     async with empty_db.transaction() as s:
@@ -377,12 +373,5 @@ async def test_messages_stored_before_0005_are_found_through_their_session_token
         assert [h.message.text_content for h in hits] == [f"said before {i}" for i in (2, 1, 0)]
         if empty_db.dialect == "sqlite":
             token = session_token(chat.id)
-            found = await s.execute(text(f"SELECT count(*) FROM messages_fts WHERE messages_fts MATCH '\"{token}\"'"))
-            assert found.scalar() == 3
-    await downgrade(empty_db.engine, "0004")
-    if empty_db.dialect == "sqlite":
-        # The two-column index of 0004 is rebuilt and complete (this code itself needs 0005 to search).
-        async with empty_db.transaction(readonly=True) as s:
-            stem = repository.query_terms("said")[0]
-            found = await s.execute(text(f"SELECT count(*) FROM messages_fts WHERE messages_fts MATCH '\"{stem}\"'"))
-            assert found.scalar() == 3
+            assert await fts_count(s, "messages", token) == 3
+    await assert_downgrade_rebuilds_the_index(empty_db, "0004", "messages", "said", 3)
