@@ -451,7 +451,7 @@ def search_messages_sync(
     if not plan.ranked:
         # Walking newest first, stay inside the caller's sessions (each one walked on its own index on PostgreSQL,
         # its token required inside the full-text index on SQLite) rather than pass through everyone's messages.
-        # Beyond MAX_SESSION_WALKS sessions, the one walk over all messages is the cheaper plan.
+        # Beyond MAX_SESSION_WALKS sessions, one walk over all messages, so the statement stays a bounded size.
         sessions = session.execute(owned.limit(MAX_SESSION_WALKS + 1)).scalars().all()
         if not sessions:
             return []
