@@ -20,7 +20,7 @@ import anyio
 from sqlalchemy import Engine, event, text
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session as SyncSession
@@ -63,13 +63,12 @@ def create_engine(url: str, options: EngineOptions | None = None) -> AsyncEngine
     if parsed.get_backend_name() == "postgresql":
         if parsed.drivername == "postgresql":
             url = parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
-        return create_async_engine(
+        engine = create_async_engine(
             url,
             echo=options.echo,
             pool_size=options.pool_size,
             max_overflow=options.max_overflow,
             pool_timeout=options.pool_timeout_s,
-            pool_pre_ping=True,
             pool_recycle=1800,
             connect_args={
                 "server_settings": {
@@ -83,10 +82,36 @@ def create_engine(url: str, options: EngineOptions | None = None) -> AsyncEngine
                 "timeout": 10,
             },
         )
+        _install_idle_ping(engine.sync_engine)
+        return engine
     raise InvalidInputError(
         f"Unsupported database URL scheme {parsed.drivername!r}: use sqlite+aiosqlite:///path or "
         "postgresql+asyncpg://user@host/db."
     )
+
+
+# A pooled PostgreSQL connection is checked before use only when it has been idle this long. pool_pre_ping checked
+# it every time: three round trips (BEGIN, SELECT 1, ROLLBACK), 0.5 ms of a 1.4 ms one-statement read. A busy pool
+# is in steady use, so a dropped connection (a server restart) is mostly met after a pause; one met while busy fails
+# that one call with "try again", and SQLAlchemy then replaces the pool's connections.
+IDLE_PING_S = 10.0
+
+
+def _install_idle_ping(engine: Engine) -> None:
+    @event.listens_for(engine, "checkin")
+    def _idle_from(dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < IDLE_PING_S:
+            return
+        try:
+            dbapi_connection.ping()
+        except Exception as exc:
+            # The pool discards this connection and checks out another (DisconnectionError is its signal).
+            raise DisconnectionError() from exc
 
 
 def _sqlite_engine(url: str, options: EngineOptions) -> AsyncEngine:
@@ -262,6 +287,9 @@ def translate_errors() -> Iterator[None]:
         log.warning("database unavailable: %s", exc)
         raise DatabaseUnavailableError("The database is busy or unreachable right now: try again in a moment.") from exc
     except DBAPIError as exc:
+        if exc.connection_invalidated:  # the server dropped the connection (restart, network): a fresh one will do
+            log.warning("database connection lost: %s", exc)
+            raise DatabaseUnavailableError("The database connection was lost: try again.") from exc
         if _sqlstate(exc) in {"40001", "40P01"}:  # serialization failure, deadlock: nothing was written
             log.warning("transaction rolled back by the database: %s", exc)
             raise DatabaseUnavailableError(

@@ -205,3 +205,51 @@ async def test_a_deadlock_with_another_writer_is_a_retryable_error_not_a_driver_
         async with db.engine.begin() as conn:
             await conn.execute(text("DROP TABLE IF EXISTS deadlock_probe"))
         await db.dispose()
+
+
+@pytest.mark.postgres
+async def test_connections_the_server_dropped_are_replaced(pg_url, monkeypatch):
+    """A restart or a network cut leaves dead connections in the pool: one idle for a while is checked and replaced
+    before use; one in steady use fails that one call with a short "try again", and the next call works."""
+    from sqlalchemy import text
+
+    import repository.database as database_module
+    from repository import Database, DatabaseUnavailableError, get_or_create_user_by_email
+
+    db = Database(pg_url)
+
+    async def kill_our_connections() -> None:
+        admin = Database(pg_url.rsplit("/", 1)[0] + "/postgres")
+        try:
+            async with admin.engine.connect() as conn:
+                await conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = :db AND application_name = 'agent-memory-mcp' AND pid <> pg_backend_pid()"
+                    ),
+                    {"db": pg_url.rsplit("/", 1)[1]},
+                )
+        finally:
+            await admin.dispose()
+
+    def users(session):
+        return session.execute(text("SELECT count(*) FROM users")).scalar()
+
+    try:
+        async with db.transaction() as s:
+            await get_or_create_user_by_email(s, "ada@example.com")
+        assert await db.read(users) == 1
+
+        await kill_our_connections()
+        monkeypatch.setattr(database_module, "IDLE_PING_S", 0.0)  # every pooled connection counts as idle
+        assert await db.read(users) == 1  # checked, found dead, replaced: the caller sees nothing
+
+        assert await db.read(users) == 1
+        monkeypatch.setattr(database_module, "IDLE_PING_S", 3600.0)  # in steady use: not checked
+        await kill_our_connections()
+        with pytest.raises(DatabaseUnavailableError, match="connection was lost: try again"):
+            await db.read(users)
+        assert await db.read(users) == 1
+        assert await db.write(lambda session: session.execute(text("SELECT 1")).scalar()) == 1
+    finally:
+        await db.dispose()
