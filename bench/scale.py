@@ -627,6 +627,9 @@ Third session (same machine and day, commits c3200d8 to f59a6bd):
   not kept. On PostgreSQL ~1.2 ms is the transaction itself (advisory lock, commit), ~3.5 ms the statements (the
   neighbours' context UPDATE alone 1.75 ms: non-HOT updates touching every index of memories, plus the statement
   trigger), the rest SQLAlchemy.
+- PostgreSQL pool_pre_ping cost three round trips per unit of work (BEGIN, SELECT 1, ROLLBACK): a one-statement
+  read took 1.41 ms with it and 0.89 ms without; a 10k one-word search's repository call went 4.6 -> 3.7 ms.
+  Since cc7393d only connections idle for 10 s are checked.
 """
 
 
