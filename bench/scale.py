@@ -609,7 +609,7 @@ where the time goes, not results; the tables above are the results.
 
 Third session (same machine and day, commits c3200d8 to f59a6bd):
 
-- search, repository call at 10k memories on SQLite, mixed questions: 4.5 -> 3.4 ms (ranking by substring
+- search, repository call at 10k memories on SQLite, rare, common and mixed questions: 4.5 -> 3.4 ms (ranking by substring
   counts on the stored stems instead of a Counter per candidate, 1.2 -> 0.7 ms; document frequencies cached from
   1,000 rows instead of 10,000, since counting a word in half of 10k rows walked its postings for 0.6 ms; one
   round trip for statistics and frequencies; the visibility expression built once per caller). Over stdio at 10k
@@ -617,8 +617,8 @@ Third session (same machine and day, commits c3200d8 to f59a6bd):
 - PostgreSQL GIN pending list (migration 0004): over 10,400 memories stored one by one and never vacuumed, a
   two-word search read the pending list for 3.8 ms and the planner, pricing those pages, chose a 35 ms
   sequential scan; after VACUUM, 6 ms. At 512 kB instead of 4 MB: bulk import 2,950 -> 2,560/s in isolation,
-  single stores unchanged (8.4 / 8.1 ms in-process over 1,000 stores); this benchmark's PostgreSQL message seeding
-  went from 553 to 492 messages/s.
+  single stores unchanged even at 64 kB (8.4 / 8.1 ms in-process over 1,000 stores); this benchmark's PostgreSQL
+  message seeding went from 553 to 492 messages/s (runs at c3200d8 and 6fdb3e0).
 - search_history for a user with 1,000 messages (5 sessions) beside another user's 100,000, common-word
   questions (repository call p50 / max): SQLite 39-44 / 135-159 ms walking all messages, 9.2-9.8 / 12.5-15.2 ms
   with session tokens (migration 0005); PostgreSQL 39 / 421 ms, 10.7 / 14.4 ms walking each session on its key.

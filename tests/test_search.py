@@ -300,6 +300,37 @@ def test_plan_leaves_out_words_in_most_rows_unless_nothing_else_is_left():
     assert only_common.ranked and only_common.terms == ["caroline"]
 
 
+@pytest.mark.parametrize("avg_len", [(3.0, 5.0), (0.0, 4.0), (2.0, 0.0)])
+def test_bm25f_counts_whole_stems_including_back_to_back_repeats(avg_len):
+    """The substring counting agrees with counting split tokens: repeats, stems that prefix others, empty fields."""
+    import math
+    from collections import Counter
+
+    from repository.textsearch import bm25f_scores, idf
+
+    def by_tokens(weights, docs, field_weights, df, n, avg, k1=0.9, b=0.2):
+        out = []
+        for fields in docs:
+            counts = [Counter(f.split()) for f in fields]
+            norms = [(1 - b) + b * (len(f.split()) / avg[i] if avg[i] > 0 else 1.0) for i, f in enumerate(fields)]
+            tfs = {t: sum(field_weights[i] * c[t] / norms[i] for i, c in enumerate(counts)) for t in weights}
+            out.append(sum(idf(df.get(t, 0), n) * w * tf / (tf + k1) for t, w in weights.items() if (tf := tfs[t])))
+        return out
+
+    docs = [
+        ("ab ab ab", "abc ab"),
+        ("abc bab", "ab ab"),
+        ("x ab y ab", ""),
+        ("", "ab"),
+        ("", ""),
+        ("ab", "ab x ab ab"),
+    ]
+    weights, df = {"ab": 1.0, "x": 0.5}, {"ab": 4, "x": 2}
+    got = bm25f_scores(weights, docs, (1.0, 0.35), df, 10, avg_len)
+    assert all(math.isclose(a, b) for a, b in zip(got, by_tokens(weights, docs, (1.0, 0.35), df, 10, avg_len)))
+    assert got[1] < got[0] and got[4] == 0.0  # 'abc' and 'bab' hold no 'ab'; an empty row scores nothing
+
+
 def test_plan_takes_the_newest_rows_when_even_the_rarest_word_is_too_common():
     from repository.search import _plan
 
