@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from mcp_server import resources, tools_history, tools_memory
 from mcp_server.config import Settings
 from mcp_server.errors import describe_validation_error
+from mcp_server.schemas import inline_refs
 from mcp_server.state import AppState
 
 INSTRUCTIONS = """\
@@ -83,9 +84,19 @@ def build_server(settings: Settings) -> MemoryServer:
     server.middleware.append(open_after_handshake)
     tools_memory.register(server)
     tools_history.register(server)
+    _inline_output_schemas(server)
     # Static resources get no request context; they reach the state of the running server through this list.
     resources.register(server, lambda: running[-1] if running else None)
     return server
+
+
+def _inline_output_schemas(server: MCPServer[Any]) -> None:
+    # FuncMetadata documents its fields as read live, so a schema replaced before the first tools/list is the one
+    # published and the one results are checked against. The tool manager has no public iterator; the contract
+    # tests fail if this stops taking effect.
+    for tool in server._tool_manager.list_tools():  # noqa: SLF001
+        if tool.fn_metadata.output_schema is not None:
+            tool.fn_metadata.output_schema = inline_refs(tool.fn_metadata.output_schema)
 
 
 def _version() -> str:

@@ -7,11 +7,15 @@ Each entry: (required parameters, optional parameters,
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from jsonschema import Draft202012Validator
 from mcp import Client
 
 from mcp_server.app import build_server
 from mcp_server.config import Settings
+from mcp_server.schemas import inline_refs
 
 pytestmark = pytest.mark.anyio
 
@@ -153,3 +157,37 @@ async def test_limits_are_bounded_in_the_schema(tools):
         limit = tool.input_schema["properties"].get("limit")
         if limit is not None:
             assert limit.get("maximum") and limit["maximum"] <= 200, name
+
+
+async def test_output_schemas_are_published_without_references(tools):
+    # Inlined so the SDK client checks each result without resolving a $ref per item (see schemas.inline_refs).
+    for name, tool in tools.items():
+        text = json.dumps(tool.output_schema)
+        assert "$ref" not in text and "$defs" not in text, name
+    item = tools["get_session_history"].output_schema["properties"]["messages"]["items"]
+    assert item["type"] == "object" and "text_content" in item["required"]
+
+
+def test_inline_refs_expands_definitions_and_keeps_siblings():
+    schema = {
+        "$defs": {"Inner": {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]}},
+        "type": "object",
+        "properties": {
+            "one": {"$ref": "#/$defs/Inner", "description": "kept"},
+            "many": {"items": {"$ref": "#/$defs/Inner"}},
+        },
+    }
+    inlined = inline_refs(schema)
+    assert "$defs" not in inlined
+    assert inlined["properties"]["one"] == {**schema["$defs"]["Inner"], "description": "kept"}
+    assert inlined["properties"]["many"]["items"] == schema["$defs"]["Inner"]
+    validator = Draft202012Validator(inlined)
+    assert validator.is_valid({"one": {"x": 1}, "many": [{"x": 2}]})
+    assert not validator.is_valid({"one": {"x": "1"}})
+    assert not validator.is_valid({"many": [{}]})
+
+
+def test_inline_refs_refuses_a_recursive_schema():
+    schema = {"$defs": {"Node": {"properties": {"next": {"$ref": "#/$defs/Node"}}}}, "$ref": "#/$defs/Node"}
+    with pytest.raises(ValueError, match="recursive"):
+        inline_refs(schema)
