@@ -71,15 +71,13 @@ def register(server: MCPServer[Any]) -> None:
         """
         state, actor = await acting(ctx)
         from repository.models import SessionCreate
-        from repository.sessions import create_session as create
+        from repository.sessions import create_session_sync
 
         check_json_size("metadata", metadata, state.settings.max_content_bytes)
         data = SessionCreate(
             user_id=actor.user_id, agent_id=actor.agent_id, name=name, platform=platform, metadata=metadata or {}
         )
-        async with state.transaction() as session:
-            created = await create(session, data)
-        return SessionOut.of(created)
+        return SessionOut.of(await state.write(create_session_sync, data))
 
     async def _append(ctx: Context, session_id: str, items: list[MessageIn]) -> list[MessageOut]:
         state, actor = await acting(ctx)
@@ -197,12 +195,10 @@ def register(server: MCPServer[Any]) -> None:
         Example: get_message(message_id="51aa...")
         """
         state, actor = await acting(ctx)
-        from repository.messages import get_message as fetch
+        from repository.messages import get_message_sync
 
         mid = parse_id(message_id, "message_id", "pass an id from get_session_history or search_history.")
-        async with state.transaction(readonly=True) as session:
-            message = await fetch(session, mid, user_id=actor.user_id)
-        return MessageOut.of(message)
+        return MessageOut.of(await state.read(get_message_sync, mid, user_id=actor.user_id))
 
     @server.tool(annotations=READ.model_copy(update={"title": "List sessions"}))
     @tool_errors
@@ -217,11 +213,12 @@ def register(server: MCPServer[Any]) -> None:
         """
         state, actor = await acting(ctx)
         from repository._paging import next_offset_cursor, offset_from_cursor
-        from repository.sessions import list_sessions as fetch_page
+        from repository.sessions import list_sessions_sync
 
         offset = offset_from_cursor(cursor, "sessions")
-        async with state.transaction(readonly=True) as session:
-            page = await fetch_page(session, user_id=actor.user_id, agent_id=actor.agent_id, limit=limit, offset=offset)
+        page = await state.read(
+            list_sessions_sync, user_id=actor.user_id, agent_id=actor.agent_id, limit=limit, offset=offset
+        )
         return SessionList(
             sessions=[SessionOut.of(s) for s in page.items],
             total=page.total,

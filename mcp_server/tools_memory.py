@@ -179,11 +179,10 @@ def register(server: MCPServer[Any]) -> None:
         Example: get_memory(memory_id="3f1c...")
         """
         state, actor = await acting(ctx)
-        from repository.memories import get_memory as fetch
+        from repository.memories import get_memory_sync
 
         memory_uuid = parse_id(memory_id, "memory_id", _MEMORY_ID_HINT)
-        async with state.transaction(readonly=True) as session:
-            memory = await fetch(session, memory_uuid, user_id=actor.user_id, agent_id=actor.agent_id)
+        memory = await state.read(get_memory_sync, memory_uuid, user_id=actor.user_id, agent_id=actor.agent_id)
         return MemoryOut.of(memory)
 
     @server.tool(annotations=READ.model_copy(update={"title": "List memories"}))
@@ -207,7 +206,7 @@ def register(server: MCPServer[Any]) -> None:
         """
         state, actor = await acting(ctx)
         from repository._paging import next_offset_cursor, offset_from_cursor
-        from repository.memories import list_memories as fetch_page
+        from repository.memories import list_memories_sync
 
         offset = offset_from_cursor(cursor, "memories")
         filters: dict[str, Any] = {
@@ -218,8 +217,7 @@ def register(server: MCPServer[Any]) -> None:
         }
         if session_id:
             filters["session_id"] = parse_id(session_id, "session_id", "pass the id returned by create_session.")
-        async with state.transaction(readonly=True) as session:
-            page = await fetch_page(session, **filters, limit=limit, offset=offset)
+        page = await state.read(list_memories_sync, **filters, limit=limit, offset=offset)
         items = [MemoryOut.of(m, state.settings.listing_preview_chars) for m in page.items]
         return MemoryList(
             memories=items,
@@ -244,11 +242,10 @@ def register(server: MCPServer[Any]) -> None:
         Example: delete_memory(memory_id="3f1c...")
         """
         state, actor = await acting(ctx)
-        from repository.memories import delete_memory as remove
+        from repository.memories import delete_memory_sync
 
         memory_uuid = parse_id(memory_id, "memory_id", _MEMORY_ID_HINT)
-        async with state.transaction() as session:
-            memory = await remove(
-                session, memory_uuid, user_id=actor.user_id, agent_id=actor.agent_id, allow_read_only=False
-            )
+        memory = await state.write(
+            delete_memory_sync, memory_uuid, user_id=actor.user_id, agent_id=actor.agent_id, allow_read_only=False
+        )
         return DeletedMemory(id=str(memory.id), deleted=True, name=memory.name)
