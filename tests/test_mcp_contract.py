@@ -8,14 +8,16 @@ Each entry: (required parameters, optional parameters,
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
+import pydantic_core
 import pytest
 from jsonschema import Draft202012Validator
 from mcp import Client
 
 from mcp_server.app import build_server
 from mcp_server.config import Settings
-from mcp_server.schemas import inline_refs
+from mcp_server.schemas import MessageOut, SessionList, SessionOut, inline_refs
 
 pytestmark = pytest.mark.anyio
 
@@ -191,3 +193,22 @@ def test_inline_refs_refuses_a_recursive_schema():
     schema = {"$defs": {"Node": {"properties": {"next": {"$ref": "#/$defs/Node"}}}}, "$ref": "#/$defs/Node"}
     with pytest.raises(ValueError, match="recursive"):
         inline_refs(schema)
+
+
+def test_results_leave_out_optional_fields_that_hold_nothing():
+    now = datetime.now(UTC)
+    message = MessageOut(id="m", session_id="s", role="user", text_content=None, created_at=now)
+    dumped = message.model_dump(mode="json")
+    # Required fields stay even when null; optional ones holding None or a False flag are dropped.
+    assert set(dumped) == {"id", "session_id", "role", "text_content", "created_at"} and dumped["text_content"] is None
+    assert json.loads(pydantic_core.to_json(message)) == dumped
+    cut = MessageOut(
+        id="m", session_id="s", role="tool", text_content="x", truncated=True, tool_calls=[], created_at=now
+    )
+    # A True flag and an empty list are information: kept.
+    assert cut.model_dump()["truncated"] is True and cut.model_dump()["tool_calls"] == []
+    empty = SessionOut(id="s", name=None, platform=None, metadata={}, message_count=0, created_at=now, updated_at=now)
+    # A count of 0 equals False but is not "nothing".
+    assert empty.model_dump()["message_count"] == 0 and "agent_name" not in empty.model_dump()
+    assert "total_capped" not in SessionList(sessions=[], total=0, next_cursor=None).model_dump()
+    assert SessionList(sessions=[], total=10_000, total_capped=True, next_cursor=None).model_dump()["total_capped"]
