@@ -29,6 +29,10 @@ MAX_BULK = 10_000
 _table = MemoryRow.__table__
 
 
+# The columns of a `Memory`, for reads that return them as plain rows (no ORM instances; see messages.py).
+MEMORY_COLUMNS = tuple(_table.c[name] for name in Memory.model_fields)
+
+
 def content_hash(content: str) -> str:
     """Identity of a memory's content for de-duplication (surrounding whitespace does not count)."""
     return hashlib.sha256(content.strip().encode()).hexdigest()
@@ -324,7 +328,7 @@ def list_memories_sync(
 ) -> Page[Memory]:
     """Memories newest first. Column filters match exactly; `visible_to_pair=(user, agent)` applies read rules."""
     check_window(limit, offset)
-    query = select(MemoryRow)
+    query = select(*MEMORY_COLUMNS)
     for column, value in (
         (MemoryRow.user_id, user_id),
         (MemoryRow.agent_id, agent_id),
@@ -343,8 +347,8 @@ def list_memories_sync(
     if not include_expired:
         query = query.where(not_expired())
     total = count_sync(session, query)
-    rows = (session.execute(query.order_by(MemoryRow.seq.desc()).limit(limit).offset(offset))).scalars()
-    return page_of([Memory.model_validate(r) for r in rows], total, limit, offset)
+    rows = session.execute(query.order_by(MemoryRow.seq.desc()).limit(limit).offset(offset)).mappings()
+    return page_of([Memory.model_validate(dict(r)) for r in rows], total, limit, offset)
 
 
 # The async API (an AsyncSession first); the *_sync forms run in one worker-thread hop through Database.write/read.

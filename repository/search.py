@@ -44,13 +44,14 @@ from sqlalchemy.orm import Session
 
 from repository._sync import in_async_session
 from repository.memories import (
+    MEMORY_COLUMNS,
     not_expired,
     scope_kind_is,
     visibility_partitions,
     visibility_tokens,
     visible_to,
 )
-from repository.messages import session_token
+from repository.messages import MESSAGE_COLUMNS, session_token
 from repository.models import Memory, Message
 from repository.query_dates import query_periods
 from repository.tables import MemoryRow, MessageRow, SearchStatsRow, SessionRow
@@ -407,7 +408,7 @@ def search_memories_sync(
     ]
     candidates = _candidates(session, MemoryRow, "memories_fts", plan, conditions, *_partitions(user_id, agent_id))
     ranked = _rank(candidates, terms, stats, query_periods(query))[: max(1, min(limit, MAX_RESULTS))]
-    rows = _load(session, MemoryRow, [c.seq for c, _ in ranked])
+    rows = _load(session, (MemoryRow.seq, *MEMORY_COLUMNS), [c.seq for c, _ in ranked])
     return [MemoryHit(Memory.model_validate(rows[c.seq]), score) for c, score in ranked]
 
 
@@ -460,16 +461,17 @@ def search_messages_sync(
             tokens = [session_token(sid) for sid in sessions]
     candidates = _candidates(session, MessageRow, "messages_fts", plan, conditions, partitions, tokens)
     ranked = _rank(candidates, terms, stats, query_periods(query))[: max(1, min(limit, MAX_RESULTS))]
-    rows = _load(session, MessageRow, [c.seq for c, _ in ranked])
+    rows = _load(session, MESSAGE_COLUMNS, [c.seq for c, _ in ranked])
     return [MessageHit(Message.model_validate(rows[c.seq]), score) for c, score in ranked]
 
 
-def _load(session: Session, row_type: Any, seqs: list[int]) -> dict[int, Any]:
-    """Full rows for the few winners only: candidates carry just what ranking needs."""
+def _load(session: Session, columns: Sequence[Any], seqs: list[int]) -> dict[int, dict[str, Any]]:
+    """Full rows, as column mappings, for the few winners only: candidates carry just what ranking needs."""
     if not seqs:
         return {}
-    found = session.execute(select(row_type).where(row_type.seq.in_(seqs))).scalars().all()
-    return {row.seq: row for row in found}
+    seq = columns[0].table.c.seq
+    found = session.execute(select(*columns).where(seq.in_(seqs))).mappings()
+    return {row["seq"]: dict(row) for row in found}
 
 
 # The async API, inside the caller's unit of work (same arguments after the session).

@@ -225,6 +225,24 @@ async def test_message_round_trips_every_field(db, world):
     assert stored.model_dump(include=set(expected)) == expected
 
 
+@pytest.mark.parametrize("value", [None, "null", 0, [], {"a": None}, [None]])
+async def test_json_fields_round_trip_through_every_read(db, world, value):
+    # JSON null is decoded without the parser (database._json_loads); the string "null" and falsy values are not null.
+    data = MessageCreate(session_id=world["chat"].id, role="tool", text_content="x", tool_calls=value, context=value)
+    async with db.transaction() as s:
+        written = await add_message(s, data)
+    async with db.transaction(readonly=True) as s:
+        reads = [
+            await get_message(s, written.id),
+            (await get_history(s, world["chat"].id)).messages[-1],
+            (await list_messages(s, world["chat"].id)).items[-1],
+        ]
+    for message in reads:
+        assert message.tool_calls == value and message.context == value
+        assert type(message.tool_calls) is type(value)
+    assert reads[0] == reads[1] == reads[2] == written
+
+
 async def test_add_message_keeps_explicit_user_and_agent(db, world):
     chat, bob, other = world["chat"], world["bob"], world["other"]
     async with db.transaction() as s:
