@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, Literal
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from repository._paging import check_window, count_sync, decode_cursor, encode_cursor, page_of
@@ -20,7 +20,7 @@ from repository._sync import in_async_session
 from repository.clock import utcnow
 from repository.errors import InvalidInputError, NotFoundError
 from repository.models import HistoryPage, Message, MessageCreate, MessageUpdate, Page
-from repository.search_index import message_body, relink
+from repository.search_index import Neighbours, message_body, relink
 from repository.tables import MessageRow, SessionRow
 
 MAX_BATCH = 1000
@@ -106,9 +106,12 @@ def messages_of(rows: Any) -> list[Message]:
     return [Message.model_validate(dict(row)) for row in rows.mappings()]
 
 
+_SAME_SESSION = MessageRow.session_id == bindparam("n_session_id")
+
+
 def _relink(session: Session, session_id: uuid.UUID, seqs: list[int]) -> None:
     """Refresh the neighbour context of the messages around `seqs` (see repository.search_index)."""
-    relink(session, MessageRow.__table__, MessageRow.session_id == session_id, seqs)
+    relink(session, MessageRow.__table__, Neighbours("session", _SAME_SESSION, {"n_session_id": session_id}), seqs)
 
 
 def _row(session: Session, message_id: uuid.UUID, user_id: uuid.UUID | None) -> MessageRow:

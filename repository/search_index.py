@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, bindparam, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, select, union_all, update
 from sqlalchemy.orm import Session
 
 from repository.textsearch import CTX_WINDOW, normalize_for_index
@@ -70,10 +70,58 @@ def batch_contexts(items: Sequence[tuple[datetime, str]], window: timedelta | No
     return [found[i] for i in range(len(docs))]
 
 
+@dataclass(frozen=True)
+class Neighbours:
+    """The rows a row shares its context with: a condition written with bind parameters, and their values.
+
+    `key` names the condition's shape (which bind parameters it has). Statements are built once per table and
+    shape and reused: building and cache-keying SQLAlchemy statements was most of a write's Python time.
+    """
+
+    key: str
+    condition: ColumnElement[bool]
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Statements:
+    around: Any
+    update: Any
+
+
+_statements: dict[tuple[str, str], _Statements] = {}
+
+
+def _statements_for(table: Table, neighbours: Neighbours) -> _Statements:
+    found = _statements.get((table.name, neighbours.key))
+    if found is None:
+        c = table.c
+        columns = (c.seq, c.created_at, c.search_body, c.search_ctx)
+        reach = 2 * CTX_WINDOW  # a neighbour's own context reaches CTX_WINDOW further
+        near = neighbours.condition
+        parts = (
+            select(*columns).where(near, c.seq < bindparam("r_first")).order_by(c.seq.desc()).limit(reach),
+            select(*columns).where(near, c.seq >= bindparam("r_first"), c.seq <= bindparam("r_last")),
+            select(*columns).where(near, c.seq > bindparam("r_last")).order_by(c.seq).limit(reach),
+        )
+        # One round trip for the rows before, between and after; each part is a subquery because SQLite allows
+        # no ORDER BY / LIMIT on the members of a compound select.
+        around = union_all(*(select(*part.subquery(f"r{i}").c) for i, part in enumerate(parts)))
+        # Only the index changes: a neighbour's updated_at must not move (it would read as an edit to the caller,
+        # and the column's onupdate default would otherwise stamp it).
+        update_ctx = (
+            update(table)
+            .where(c.seq == bindparam("b_seq"))
+            .values(search_ctx=bindparam("b_ctx"), updated_at=c.updated_at)
+        )
+        found = _statements[(table.name, neighbours.key)] = _Statements(around, update_ctx)
+    return found
+
+
 def relink(
     session: Session,
     table: Table,
-    neighbours: ColumnElement[bool],
+    neighbours: Neighbours,
     seqs: Iterable[int],
     *,
     window: timedelta | None = None,
@@ -85,17 +133,9 @@ def relink(
     wanted = sorted(set(seqs))
     if not wanted:
         return
-    c = table.c
-    columns = (c.seq, c.created_at, c.search_body, c.search_ctx)
-    reach = 2 * CTX_WINDOW  # a neighbour's own context reaches CTX_WINDOW further
-    before = (
-        session.execute(select(*columns).where(neighbours, c.seq < wanted[0]).order_by(c.seq.desc()).limit(reach))
-    ).all()
-    span = (
-        session.execute(select(*columns).where(neighbours, c.seq >= wanted[0], c.seq <= wanted[-1]).order_by(c.seq))
-    ).all()
-    after = (session.execute(select(*columns).where(neighbours, c.seq > wanted[-1]).order_by(c.seq).limit(reach))).all()
-    docs = [_Doc(*row) for row in [*reversed(before), *span, *after]]
+    statements = _statements_for(table, neighbours)
+    found = session.execute(statements.around, {**neighbours.params, "r_first": wanted[0], "r_last": wanted[-1]})
+    docs = sorted((_Doc(*row) for row in found), key=lambda doc: doc.seq)
     positions = [doc.seq for doc in docs]
     targets: set[int] = set()
     for seq in wanted:
@@ -109,11 +149,4 @@ def relink(
         {"b_seq": doc.seq, "b_ctx": new[doc.seq]} for doc in docs if doc.seq in new and new[doc.seq] != doc.ctx
     ]
     if changed:
-        # Only the index changes: a neighbour's updated_at must not move (it would read as an edit to the caller,
-        # and the column's onupdate default would otherwise stamp it).
-        statement = (
-            update(table)
-            .where(c.seq == bindparam("b_seq"))
-            .values(search_ctx=bindparam("b_ctx"), updated_at=c.updated_at)
-        )
-        session.execute(statement, changed, execution_options={"synchronize_session": False})
+        session.execute(statements.update, changed, execution_options={"synchronize_session": False})

@@ -26,6 +26,7 @@ from repository import (
 )
 from repository.messages import session_token
 from repository.models import MemoryUpdate
+from repository.search_index import MEMORY_NEIGHBOUR_WINDOW, _Doc, contexts
 from repository.tables import MemoryRow
 
 pytestmark = pytest.mark.anyio
@@ -467,3 +468,63 @@ async def test_postgresql_walks_the_key_only_when_matches_are_dense(db):
         # Walks per partition test each row with the function form of @@, which no GIN index can serve; the one
         # walk over the whole table leaves the planner free to use GIN instead.
         assert "ts_match_vq" in str(per_partition[1]) and "@@" in str(dense[1])
+
+
+async def test_neighbour_contexts_match_a_full_rebuild_after_every_kind_of_write(db, actor):
+    """Each write re-indexes only around itself; the result must equal indexing every scope from scratch."""
+    user_id, agent_id = actor
+    async with db.transaction() as s:
+        other = await get_or_create_user_by_email(s, "other@example.com")
+        chat = await create_session(s, SessionCreate(user_id=user_id, agent_id=agent_id))
+    scopes = [
+        {"user_id": user_id, "agent_id": agent_id},
+        {"user_id": None, "agent_id": agent_id},  # agent-wide: a different NULL pattern, its own neighbours
+        {"user_id": other.id, "agent_id": agent_id},
+        {"user_id": None, "agent_id": None},  # global
+    ]
+    written = []
+    for i in range(24):  # interleaved across scopes, so each scope's neighbours are not adjacent rows
+        async with db.transaction() as s:
+            result = await upsert_memory(s, MemoryCreate(content=f"note {i} about topic{i}", **scopes[i % 4]))
+            written.append(result.memory)
+    async with db.transaction() as s:
+        await update_memory(s, written[9].id, MemoryUpdate(content="rewritten middle note about gardens"))
+        await delete_memory(s, written[13].id)
+        await upsert_memory(s, MemoryCreate(name="pinned", content="named note about kites", **scopes[1]))
+        await upsert_memory(s, MemoryCreate(name="pinned", content="named note about boats", **scopes[1]))
+        turns = [MessageCreate(session_id=chat.id, role="user", text_content=f"turn {i} words{i}") for i in range(9)]
+        await add_messages(s, turns)
+        await add_messages(s, [MessageCreate(session_id=chat.id, role="assistant", text_content="one more reply")])
+    async with db.transaction(readonly=True) as s:
+        memories = (
+            await s.execute(
+                text(
+                    "SELECT seq, agent_id, user_id, session_id, created_at, search_body, search_ctx "
+                    "FROM memories ORDER BY seq"
+                )
+            )
+        ).all()
+        messages = (
+            await s.execute(
+                text("SELECT seq, session_id, created_at, search_body, search_ctx FROM messages ORDER BY seq")
+            )
+        ).all()
+    for rows, key, window in (
+        (memories, lambda r: (r.agent_id, r.user_id, r.session_id), MEMORY_NEIGHBOUR_WINDOW),
+        (messages, lambda r: r.session_id, None),
+    ):
+        groups: dict[object, list] = {}
+        for row in rows:
+            groups.setdefault(key(row), []).append(row)
+        for members in groups.values():
+            docs = [_Doc(r.seq, _aware(r.created_at), r.search_body, r.search_ctx) for r in members]
+            expected = contexts(docs, range(len(docs)), window)
+            assert {d.seq: d.ctx for d in docs} == expected
+    assert len(memories) == len(FACTS) + 24 - 1 + 1 and len(messages) == 10
+
+
+def _aware(value):
+    # Raw SQL reads: SQLite gives text, PostgreSQL an aware datetime; the window compares them as aware UTC.
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
