@@ -188,11 +188,11 @@ def get_history_sync(
     Synchronous, for `Database.read`; `get_history` is the async form with the same arguments.
     """
     check_window(limit)
-    if user_id is not None:
-        owner = session.execute(select(SessionRow.user_id).where(SessionRow.id == session_id)).scalar()
-        if owner != user_id:
-            raise NotFoundError(f"No session with id {session_id}.")
     query = select(*MESSAGE_COLUMNS).where(MessageRow.session_id == session_id)
+    if user_id is not None:
+        # Ownership is checked inside the page query (a round trip fewer); an empty page says which it was below.
+        owned = select(SessionRow.id).where(SessionRow.id == session_id, SessionRow.user_id == user_id)
+        query = query.where(owned.exists())
     direction = start
     if cursor is not None:
         position = decode_cursor(cursor, "history")
@@ -207,6 +207,10 @@ def get_history_sync(
     order = MessageRow.seq.desc() if direction == "latest" else MessageRow.seq.asc()
     # One row more than asked tells whether another page exists without a count.
     messages = messages_of(session.execute(query.order_by(order).limit(limit + 1)))
+    if not messages and user_id is not None:
+        owner = session.execute(select(SessionRow.user_id).where(SessionRow.id == session_id)).scalar()
+        if owner != user_id:
+            raise NotFoundError(f"No session with id {session_id}.")
     more = len(messages) > limit
     messages = messages[:limit]
     next_cursor = (

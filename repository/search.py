@@ -409,7 +409,7 @@ def search_memories_sync(
     candidates = _candidates(session, MemoryRow, "memories_fts", plan, conditions, *_partitions(user_id, agent_id))
     ranked = _rank(candidates, terms, stats, query_periods(query))[: max(1, min(limit, MAX_RESULTS))]
     rows = _load(session, (MemoryRow.seq, *MEMORY_COLUMNS), [c.seq for c, _ in ranked])
-    return [MemoryHit(Memory.model_validate(rows[c.seq]), score) for c, score in ranked]
+    return [MemoryHit(Memory.model_validate(rows[c.seq]), score) for c, score in ranked if c.seq in rows]
 
 
 def search_messages_sync(
@@ -462,11 +462,15 @@ def search_messages_sync(
     candidates = _candidates(session, MessageRow, "messages_fts", plan, conditions, partitions, tokens)
     ranked = _rank(candidates, terms, stats, query_periods(query))[: max(1, min(limit, MAX_RESULTS))]
     rows = _load(session, MESSAGE_COLUMNS, [c.seq for c, _ in ranked])
-    return [MessageHit(Message.model_validate(rows[c.seq]), score) for c, score in ranked]
+    return [MessageHit(Message.model_validate(rows[c.seq]), score) for c, score in ranked if c.seq in rows]
 
 
 def _load(session: Session, columns: Sequence[Any], seqs: list[int]) -> dict[int, dict[str, Any]]:
-    """Full rows, as column mappings, for the few winners only: candidates carry just what ranking needs."""
+    """Full rows, as column mappings, for the few winners only: candidates carry just what ranking needs.
+
+    A winner deleted since the candidates were read is missing here (PostgreSQL reads each statement at its own
+    snapshot); the search leaves it out.
+    """
     if not seqs:
         return {}
     seq = columns[0].table.c.seq

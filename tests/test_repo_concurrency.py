@@ -253,3 +253,29 @@ async def test_connections_the_server_dropped_are_replaced(pg_url, monkeypatch):
         assert await db.write(lambda session: session.execute(text("SELECT 1")).scalar()) == 1
     finally:
         await db.dispose()
+
+
+@pytest.mark.postgres
+async def test_postgres_reads_run_without_a_transaction_and_writes_in_one(pg_url):
+    """`Database.read` sends no BEGIN/COMMIT (two round trips saved; under READ COMMITTED each statement has its own
+    snapshot either way); `Database.write` stays one transaction. Two statements asking for a transaction id show
+    which: outside a transaction each statement is its own."""
+    from sqlalchemy import text
+
+    from repository import Database
+
+    def two_ids(session):
+        return [session.execute(text("SELECT txid_current()")).scalar() for _ in range(2)]
+
+    db = Database(pg_url)
+    try:
+        first, second = await db.read(two_ids)
+        assert first != second
+        first, second = await db.write(two_ids)
+        assert first == second
+        async with db.transaction(readonly=True) as s:  # the public unit of work keeps its transaction
+            assert len(set(await s.run_sync(two_ids))) == 1
+        assert len(set(await db.read(two_ids))) == 2  # the pooled connection went back without autocommit leaking
+        assert len(set(await db.write(two_ids))) == 1
+    finally:
+        await db.dispose()

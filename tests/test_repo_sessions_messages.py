@@ -426,10 +426,17 @@ async def test_message_input_is_validated_by_the_model():
 
 
 async def test_history_of_an_empty_session(db, world):
+    # Ownership is checked inside the page query; an empty page must still tell "yours, empty" from "not yours".
     async with db.transaction(readonly=True) as s:
         for start in ("latest", "oldest"):
             page = await get_history(s, world["chat"].id, start=start)
             assert (page.messages, page.next_cursor) == ([], None)
+            page = await get_history(s, world["chat"].id, start=start, user_id=world["alice"].id)
+            assert (page.messages, page.next_cursor) == ([], None)
+            with pytest.raises(NotFoundError):
+                await get_history(s, world["chat"].id, start=start, user_id=world["bob"].id)
+            with pytest.raises(NotFoundError):
+                await get_history(s, uuid.uuid4(), start=start, user_id=world["alice"].id)
 
 
 @pytest.mark.parametrize("count", [1, 9, 10, 11, 30])
