@@ -630,6 +630,40 @@ Third session (same machine and day, commits c3200d8 to f59a6bd):
 - PostgreSQL pool_pre_ping cost three round trips per unit of work (BEGIN, SELECT 1, ROLLBACK): a one-statement
   read took 1.41 ms with it and 0.89 ms without; a 10k one-word search's repository call went 4.6 -> 3.7 ms.
   Since cc7393d only connections idle for 10 s are checked.
+
+Fourth session (same machine, 2026-11-26 afternoon, commits 21e903e onwards). The machine ran slower than in the
+morning: the same old commit's search over stdio took 10.0 ms where the morning's table says 6-8 ms, and the
+reference server's search at 100k took 313 ms instead of 209. The A/B below ran both commits side by side.
+
+- Interleaved stdio A/B, 30k memories and a 2,000-message session on SQLite, old = 21e903e, new = 7c16306 (median
+  of three rounds of 100 calls, p50): search 10.0 -> 9.6 ms, get_session_history (50 messages) 10.6 -> 7.9 ms,
+  store_memory 6.2 -> 3.6 ms, list_sessions 4.4 -> 3.2 ms.
+- store_memory, repository call on SQLite at 20k memories: 3.5 -> 1.3 ms. The statements were rebuilt on every call:
+  the upsert's ON CONFLICT `excluded` namespace alone proxied every column of the table, and each of the three
+  neighbour reads and the context update made its own cache key. Now the upsert is built once per shape with the
+  values bound at execution, it returns the row (no reload), and the neighbour reads are one cached UNION. Of the
+  1.3 ms, SQLite itself is ~0.9 ms (insert, FTS5 indexing, statistics trigger, neighbour update, commit).
+  PostgreSQL, in-process: 4.8 ms, of which ~2.3 ms is waiting on the server over six round trips.
+- The SDK client checks every result against the tool's output schema with `jsonschema`. Resolving a `$ref` per
+  list item cost more than the fields: inlining the schemas cut the check of a 50-message page from 3.2 to 2.2 ms
+  and of 10 search results from 0.97 to 0.76 ms. The same check is why a history page costs more than a search
+  over stdio: 21 kB of results against 6 kB.
+- Server-side serialisation of a 50-message page: 0.72 -> 0.20 ms by dropping empty optional fields with pydantic's
+  `exclude_if` instead of a Python wrap serializer.
+- History and search rows are read as column rows, not ORM instances, and JSON null skips the parser: a 50-message
+  page through `Database.read` 3.1 -> 2.6 ms. What is left is per-row type processing: four UUIDs, two timestamps,
+  four JSON columns and one pydantic validation per message.
+- PostgreSQL reads through `Database.read` no longer send BEGIN and COMMIT, and history checks ownership inside
+  its page query: a 50-message page through `Database.read` 5.8 -> 5.2 ms in-process (interleaved, 600 calls each,
+  while the machine was slow: the no-op round trip took 2.7 ms instead of 1.4).
+- list_sessions, get_message, get_memory, list_memories, delete_memory and create_session ran statement by statement
+  through aiosqlite; they now run in one worker-thread hop like the rest (list_sessions 3.1 -> 2.2 ms in-process).
+- Bulk import cost per row, inserting 10,000 ready rows with nothing else running. PostgreSQL: a plain insert takes
+  4 us. The generated tsvector adds 141 us (`to_tsvector`'s parser over ~1,000 characters of stems, body plus
+  neighbour context; `array_to_tsvector` would take 60 us but drops the positions and weights that ranking reads).
+  The GIN index adds another 84 us, or 57 us when it is built after the load. SQLite, on a fresh file: 22 us without
+  the full-text index, 82 us with the body indexed, 158 us with body and context. At 20,000 a second the budget is
+  50 us a row, Python's analysis (~40 us) included.
 """
 
 
