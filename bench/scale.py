@@ -635,6 +635,16 @@ Fourth session (same machine, 2026-11-26 afternoon, commits 21e903e onwards). Th
 morning: the same old commit's search over stdio took 10.0 ms where the morning's table says 6-8 ms, and the
 reference server's search at 100k took 313 ms instead of 209. The A/B below ran both commits side by side.
 
+- The scale tables above ran at 7c16306 while the machine kept slowing: the no-op floor was 1.37-1.49 ms for both
+  backends up to 100k, then 3.34 ms (2.4x) during the PostgreSQL 1M measurements, where every absolute time about
+  doubled while the ratios to the floor stayed those of the morning run at 6fdb3e0 (history 5.0x now, 5.3x then;
+  store 4.9x, 7.4x then). The misses at 1M on PostgreSQL (history p95 38.9 ms, the 1,000-memory user's common
+  question 54.2 ms) belong to that state: the morning run measured 10.2 ms and 14.6 ms. A second run at 38a62de
+  was stopped: the floor had reached 2.2-3.1 ms and history at 10k on SQLite took 17.8 ms (8.8 ms at 7c16306).
+  The SQLite 1M miss (the 1,000-memory user's common question, p95 52.0 ms, 29.6 ms in the morning) is of the
+  slower afternoon too, but nearer the bar: a common-word question walks the caller's rows newest first through
+  four common posting lists.
+
 - Interleaved stdio A/B, 30k memories and a 2,000-message session on SQLite, old = 21e903e, new = 7c16306 (median
   of three rounds of 100 calls, p50): search 10.0 -> 9.6 ms, get_session_history (50 messages) 10.6 -> 7.9 ms,
   store_memory 6.2 -> 3.6 ms, list_sessions 4.4 -> 3.2 ms.
