@@ -647,7 +647,10 @@ reference server's search at 100k took 313 ms instead of 209. The A/B below ran 
 
 - Interleaved stdio A/B, 30k memories and a 2,000-message session on SQLite, old = 21e903e, new = 7c16306 (median
   of three rounds of 100 calls, p50): search 10.0 -> 9.6 ms, get_session_history (50 messages) 10.6 -> 7.9 ms,
-  store_memory 6.2 -> 3.6 ms, list_sessions 4.4 -> 3.2 ms.
+  store_memory 6.2 -> 3.6 ms, list_sessions 4.4 -> 3.2 ms. The same A/B at 38a62de, at 15:45 when the machine was
+  about twice as slow again: SQLite search 19.2 -> 17.7, history 20.3 -> 15.6, store 12.1 -> 7.1, list_sessions
+  9.9 -> 7.4 ms; PostgreSQL search 25.2 -> 23.7, history 20.5 -> 16.0, store 19.6 -> 13.4, list_sessions
+  9.9 -> 8.1 ms.
 - store_memory, repository call on SQLite at 20k memories: 3.5 -> 1.3 ms. The statements were rebuilt on every call:
   the upsert's ON CONFLICT `excluded` namespace alone proxied every column of the table, and each of the three
   neighbour reads and the context update made its own cache key. Now the upsert is built once per shape with the
