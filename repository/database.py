@@ -236,8 +236,9 @@ class Database:
 
         Why: each statement through aiosqlite is a round trip to its worker thread, and a search makes several
         (measured on LoCoMo data: 7.7 ms p50 through AsyncSession, 3.8 ms in one hop, of which ~1 ms is SQLite).
-        On SQLite the whole unit of work runs in one worker-thread hop on a plain sqlite3 connection; on PostgreSQL
-        it runs through the async session.
+        On SQLite the whole unit of work runs in one worker-thread hop on a plain sqlite3 connection, in one read
+        transaction; on PostgreSQL it runs through the async session without BEGIN/COMMIT, each statement at its own
+        snapshot (as READ COMMITTED would give inside a transaction), so `fn` must only read.
         """
         return await self._run(fn, args, kwargs, readonly=True)
 
