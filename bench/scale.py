@@ -632,8 +632,9 @@ Third session (same machine and day, commits c3200d8 to f59a6bd):
   Since cc7393d only connections idle for 10 s are checked.
 
 Fourth session (same machine, 2026-11-26 afternoon, commits 21e903e onwards). The machine ran slower than in the
-morning: the same old commit's search over stdio took 10.0 ms where the morning's table says 6-8 ms, and the
-reference server's search at 100k took 313 ms instead of 209. The A/B below ran both commits side by side.
+morning: the session's starting commit searched 30k memories over stdio in 10.0 ms, where the morning's table
+says 6.3-7.8 ms at 100k, and the reference server's search at 100k took 313 ms instead of 209. The A/B below ran
+both commits side by side.
 
 - The scale tables above ran at 7c16306 while the machine kept slowing: the no-op floor was 1.37-1.49 ms for both
   backends up to 100k, then 3.34 ms (2.4x) during the PostgreSQL 1M measurements, where every absolute time about
