@@ -68,9 +68,11 @@ def decode_cursor(cursor: str, kind: str) -> dict[str, Any]:
         ) from None
 
 
-def dialect_insert(session: AsyncSession | Session, table: Any) -> Any:
-    """An INSERT with ON CONFLICT support for the session's backend (both dialects spell it the same way)."""
-    if session.get_bind().dialect.name == "postgresql":
+def dialect_insert(session: AsyncSession | Session | str, table: Any) -> Any:
+    """An INSERT with ON CONFLICT support for the session's backend, or for a dialect named directly (statements
+    built ahead of any session). Both dialects spell it the same way."""
+    dialect = session if isinstance(session, str) else session.get_bind().dialect.name
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert

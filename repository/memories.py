@@ -163,11 +163,7 @@ def _upsert_statement(dialect: str, named: bool, fields: frozenset[str]) -> Any:
     Built once per shape, with the values bound at execution: building and cache-keying a fresh INSERT ... ON
     CONFLICT (its `excluded` namespace proxies every column) was a third of a store's Python time.
     """
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    statement = insert(_table)
+    statement = dialect_insert(dialect, _table)
     excluded = statement.excluded
     if named:
         # updated_at takes the inserted row's value: the time of this write.
