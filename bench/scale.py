@@ -655,8 +655,9 @@ both commits side by side.
 - store_memory, repository call on SQLite at 20k memories: 3.5 -> 1.3 ms. The statements were rebuilt on every call:
   the upsert's ON CONFLICT `excluded` namespace alone proxied every column of the table, and each of the three
   neighbour reads and the context update made its own cache key. Now the upsert is built once per shape with the
-  values bound at execution, it returns the row (no reload), and the neighbour reads are one cached UNION. Of the
-  1.3 ms, SQLite itself is ~0.9 ms (insert, FTS5 indexing, statistics trigger, neighbour update, commit).
+  values bound at execution, it returns the row (no reload), and the neighbour reads are one cached UNION. In the
+  profile taken before the change, SQLite's own calls (insert, FTS5 indexing, statistics trigger, neighbour update,
+  commit) took ~0.9 ms of a store; the change leaves that work as it was.
   PostgreSQL, in-process: 4.8 ms, of which ~2.3 ms is waiting on the server over six round trips.
 - The SDK client checks every result against the tool's output schema with `jsonschema`. Resolving a `$ref` per
   list item cost more than the fields: inlining the schemas cut the check of a 50-message page from 3.2 to 2.2 ms
