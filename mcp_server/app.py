@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
+from importlib.metadata import PackageNotFoundError, version
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import ValidationError
@@ -16,6 +17,9 @@ from mcp_server.config import Settings
 from mcp_server.errors import describe_validation_error
 from mcp_server.schemas import inline_refs
 from mcp_server.state import AppState
+
+if TYPE_CHECKING:
+    from repository.runtime import Bounds
 
 INSTRUCTIONS = """\
 Persistent memory and conversation history for this agent and user.
@@ -44,15 +48,24 @@ class MemoryServer(MCPServer[AppState]):
             raise
 
 
-def build_server(settings: Settings) -> MemoryServer:
-    """A ready-to-run server for these settings. Nothing is opened until the server starts (the lifespan)."""
+async def _open_after_handshake(ctx: Any, call_next: Any) -> Any:
+    result = await call_next(ctx)
+    # The initialize (or discover) response is written after this returns; the next message starts the open.
+    if ctx.method not in _HANDSHAKE_METHODS:
+        ctx.lifespan_context.start_opening()
+    return result
 
-    running: list[AppState] = []
+
+def build_server(settings: Settings, *, bounds: Bounds | None = None) -> MemoryServer:
+    """A ready-to-run server for these settings (and, for tests and tuning, these bounds of per-query work).
+    Nothing is opened until the server starts (the lifespan)."""
+
+    static_sessions = resources.StaticSessions()
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
-        state = AppState(settings)
-        running.append(state)
+        state = AppState(settings, bounds)
+        static_sessions.state = state
         async with anyio.create_task_group() as tasks:
             state.attach(tasks)
             if settings.transport != "stdio":
@@ -61,17 +74,10 @@ def build_server(settings: Settings) -> MemoryServer:
             try:
                 yield state
             finally:
-                running.remove(state)
+                static_sessions.state = None
             # Leaving the task group waits for an unfinished open instead of cancelling it: a connection
             # abandoned mid-handshake leaves driver threads calling into a closed event loop.
         await state.close()
-
-    async def open_after_handshake(ctx: Any, call_next: Any) -> Any:
-        result = await call_next(ctx)
-        # The initialize (or discover) response is written after this returns; the next message starts the open.
-        if ctx.method not in _HANDSHAKE_METHODS:
-            ctx.lifespan_context.start_opening()
-        return result
 
     server = MemoryServer(
         name="agent-memory",
@@ -81,12 +87,11 @@ def build_server(settings: Settings) -> MemoryServer:
         lifespan=lifespan,
         log_level=settings.log_level,
     )
-    server.middleware.append(open_after_handshake)
+    server.middleware.append(_open_after_handshake)
     tools_memory.register(server)
     tools_history.register(server)
     _inline_output_schemas(server)
-    # Static resources get no request context; they reach the state of the running server through this list.
-    resources.register(server, lambda: running[-1] if running else None)
+    resources.register(server, static_sessions)
     return server
 
 
@@ -100,8 +105,6 @@ def _inline_output_schemas(server: MCPServer[Any]) -> None:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version("agent-memory-mcp")
     except PackageNotFoundError:

@@ -1,6 +1,8 @@
 """The `agent-memory-mcp` command: serve over stdio (default) or streamable HTTP, migrate, import.
 
-Imports stay inside the functions: a host waits for `initialize`, so start-up pays only for what it uses.
+A host waits for `initialize`, so start-up pays only for what it uses: the data layer is imported by the server in
+the background (mcp_server.state), and only the commands that need it at once (migrate) or an HTTP server (serve
+over HTTP) import it, inside their own function.
 """
 
 from __future__ import annotations
@@ -8,7 +10,14 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Any
+from pathlib import Path
+
+import anyio
+
+from mcp_server.app import build_server
+from mcp_server.config import Settings
+from mcp_server.importer import ImportLineError, import_memories
+from repository.errors import RepositoryError
 
 ENVIRONMENT_HELP = """\
 environment variables (flags override them):
@@ -66,10 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_settings(args: argparse.Namespace) -> Any:
-    from mcp_server.config import Settings
-
-    overrides = {
+def load_settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, object] = {
         key: value
         for key, value in {
             "transport": args.transport,
@@ -101,21 +108,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "import":
         return _import(settings, args.file)
     if settings.transport == "streamable-http":
-        from mcp_server.http import serve_http
+        from mcp_server.http import serve_http  # noqa: PLC0415 - uvicorn loads only for an HTTP server
 
         return serve_http(settings)
-    from mcp_server.app import build_server
-
     build_server(settings).run("stdio")
     return 0
 
 
-def _migrate(settings: Any) -> int:
-    import anyio
-
-    from repository.database import Database
-    from repository.errors import RepositoryError
-    from repository.migrate import ensure_schema
+def _migrate(settings: Settings) -> int:
+    # The data layer at once, in the only thread: this command exists to touch the database.
+    from repository.database import Database  # noqa: PLC0415
+    from repository.migrate import ensure_schema  # noqa: PLC0415
 
     async def run() -> str:
         database = Database(settings.resolved_database_url())
@@ -133,14 +136,7 @@ def _migrate(settings: Any) -> int:
     return 0
 
 
-def _import(settings: Any, file: str | None) -> int:
-    from pathlib import Path
-
-    import anyio
-
-    from mcp_server.importer import ImportLineError, import_memories
-    from repository.errors import RepositoryError
-
+def _import(settings: Settings, file: str | None) -> int:
     if not file:
         _say("agent-memory-mcp: import needs a file: agent-memory-mcp import memories.jsonl (or - for stdin)")
         return 2

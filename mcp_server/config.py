@@ -9,6 +9,8 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from repository.connection import EngineOptions, default_sqlite_url
+
 
 class Identity(dict[str, str]):
     """A bearer token's identity: {"user": ..., "agent": ...} (agent optional)."""
@@ -75,8 +77,13 @@ class Settings(BaseSettings):
         return resolved
 
     def resolved_database_url(self) -> str:
-        if self.database_url:
-            return self.database_url
-        from repository.database import default_sqlite_url
+        return self.database_url or default_sqlite_url()
 
-        return default_sqlite_url()
+    def engine_options(self) -> EngineOptions:
+        return EngineOptions(
+            pool_size=self.pool_size,
+            max_overflow=self.max_overflow,
+            statement_timeout_ms=self.statement_timeout_ms,
+            sqlite_busy_timeout_ms=self.sqlite_busy_timeout_ms,
+            sqlite_cache_mb=self.sqlite_cache_mb,
+        )

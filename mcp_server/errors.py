@@ -1,4 +1,4 @@
-"""The one place where failures become tool errors the model can act on.
+"""The one place where failures become tool and resource errors the model can act on.
 
 Repository errors carry short, safe sentences and pass through as they are. Anything else is a bug or an outage:
 its details go to the log (stderr) and the model gets a generic sentence, never a traceback, SQL or driver text.
@@ -9,15 +9,20 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from pydantic import ValidationError
+
+from mcp_server.state import DatabaseOpenError
+from repository.errors import RepositoryError
 
 log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+INTERNAL_ERROR = "The memory server hit an internal error; it is logged on the server. Try again or report it."
 
 
 def describe_validation_error(exc: ValidationError, what: str = "arguments") -> str:
@@ -29,19 +34,14 @@ def describe_validation_error(exc: ValidationError, what: str = "arguments") -> 
     return f"Invalid {what}: " + "; ".join(problems) + ". Fix these and call again."
 
 
-def translate(exc: BaseException) -> ToolError:
-    from repository.errors import RepositoryError
-
-    from mcp_server.state import DatabaseOpenError
-
-    if isinstance(exc, ToolError):
-        return exc
-    if isinstance(exc, RepositoryError | DatabaseOpenError):
-        return ToolError(str(exc))
+def safe_message(exc: BaseException) -> str:
+    """The sentence a caller may see for `exc`; anything unexpected is logged and replaced by a generic one."""
+    if isinstance(exc, ToolError | ResourceError | RepositoryError | DatabaseOpenError):
+        return str(exc)
     if isinstance(exc, ValidationError):
-        return ToolError(describe_validation_error(exc))
+        return describe_validation_error(exc)
     log.exception("unexpected error in a tool", exc_info=exc)
-    return ToolError("The memory server hit an internal error; it is logged on the server. Try again or report it.")
+    return INTERNAL_ERROR
 
 
 def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
@@ -51,24 +51,24 @@ def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await fn(*args, **kwargs)
+        except ToolError:
+            raise
         except Exception as exc:  # noqa: BLE001 - translated, never swallowed
-            raise translate(exc) from exc
+            raise ToolError(safe_message(exc)) from exc
 
     return wrapper
 
 
-def check_size(label: str, text: str | None, limit: int) -> None:
-    if text is not None and len(text.encode("utf-8", "surrogatepass")) > limit:
-        raise ToolError(f"{label} is larger than the server's limit of {limit} bytes: shorten it or split it up.")
+def resource_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """`tool_errors` for resources and prompts: the same safe sentences, as a ResourceError."""
 
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except ResourceError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - translated, never swallowed
+            raise ResourceError(safe_message(exc)) from exc
 
-def check_json_size(label: str, value: Any, limit: int) -> None:
-    if value is None:
-        return
-    import json
-
-    try:
-        encoded = json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):
-        raise ToolError(f"{label} must be JSON (objects, lists, strings, numbers, booleans, null).") from None
-    check_size(label, encoded, limit)
+    return wrapper

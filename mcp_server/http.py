@@ -11,6 +11,7 @@ import logging
 import sys
 from typing import Any
 
+from mcp_server.app import build_server
 from mcp_server.config import Settings
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,6 @@ class BearerAuth:
 
 
 def build_http_app(settings: Settings) -> Any:
-    from mcp_server.app import build_server
-
     server = build_server(settings)
     return BearerAuth(server.streamable_http_app(host=settings.host), settings.tokens())
 
@@ -65,7 +64,7 @@ def serve_http(settings: Settings) -> int:
         )
         print(refusal, file=sys.stderr)
         return 2
-    import uvicorn
+    import uvicorn  # noqa: PLC0415 - only an HTTP server pays for importing uvicorn
 
     config = uvicorn.Config(
         build_http_app(settings),

@@ -7,39 +7,40 @@ lock, in case a request reaches a tool by another path).
 
 from __future__ import annotations
 
-import uuid
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
-from mcp_server.state import Actor, AppState
+from mcp_server.state import AppState
+from repository.models import Actor
+
+if TYPE_CHECKING:
+    from repository.operations import Operations
+
+# The annotation of a tool's context parameter. The SDK finds that parameter by this bare class (it does not see
+# through Context[AppState, ...]), so the alias stays unparameterised.
+Ctx: TypeAlias = Context  # type: ignore[type-arg]
 
 
-def app_state(ctx: Context) -> AppState:
-    return ctx.request_context.lifespan_context
+def app_state(ctx: Ctx) -> AppState:
+    state: AppState = ctx.request_context.lifespan_context
+    return state
 
 
-def identity_keys(state: AppState, headers: object) -> tuple[str, str]:
+def identity_keys(state: AppState, headers: Any) -> tuple[str, str]:
     settings = state.settings
     if headers is None or not state.tokens:
         return settings.user, settings.agent
-    authorization = str(headers.get("authorization", ""))  # type: ignore[attr-defined]
-    scheme, _, token = authorization.partition(" ")
+    scheme, _, token = str(headers.get("authorization", "")).partition(" ")
     who = state.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
     if who is None:
         raise ToolError("Authentication required: send the header 'Authorization: Bearer <token>' with a valid token.")
     return who
 
 
-async def acting(ctx: Context) -> tuple[AppState, Actor]:
+async def acting(ctx: Ctx) -> tuple[Operations, Actor]:
+    """The operations and the actor of this request."""
     state = app_state(ctx)
     user_key, agent_key = identity_keys(state, ctx.headers)
-    return state, await state.actor(user_key, agent_key)
-
-
-def parse_id(value: str, what: str, hint: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(value).strip())
-    except (ValueError, AttributeError):
-        shown = value if len(value) <= 60 else value[:60] + "..."
-        raise ToolError(f"{what} {shown!r} is not a valid id: {hint}") from None
+    return await state.acting(user_key, agent_key)

@@ -14,8 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-BATCH = 5_000
-_FIELDS = {"content", "name", "scope", "description", "metadata", "read_mode"}
+from pydantic import ValidationError
+
+from mcp_server.config import Settings
+from mcp_server.state import AppState
+from repository.limits import IMPORT_BATCH
+from repository.models import MemoryRecord
+
+_FIELDS = set(MemoryRecord.model_fields)
 
 
 class ImportLineError(ValueError):
@@ -23,59 +29,49 @@ class ImportLineError(ValueError):
         super().__init__(f"line {line}: {problem}")
 
 
-def _records(stream: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+def _records(stream: IO[str]) -> Iterator[tuple[int, MemoryRecord]]:
     for number, raw in enumerate(stream, start=1):
-        if not raw.strip():
-            continue
-        try:
-            record = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ImportLineError(number, f"not JSON ({exc.msg})") from None
-        if not isinstance(record, dict):
-            raise ImportLineError(number, "expected a JSON object")
-        unknown = set(record) - _FIELDS
-        if unknown:
-            raise ImportLineError(number, f"unknown fields {sorted(unknown)}; allowed: {sorted(_FIELDS)}")
-        yield number, record
+        if raw.strip():
+            yield number, _record(number, raw)
 
 
-async def import_memories(settings: Any, path: Path) -> tuple[int, int]:
-    """Import the file; returns (lines read, memories inserted)."""
-    from pydantic import ValidationError
-
-    from mcp_server.state import AppState
-    from repository.memories import bulk_insert_memories_sync
-    from repository.models import MemoryCreate
-
-    state = AppState(settings)
-    database = await state.db_now()
+def _record(number: int, raw: str) -> MemoryRecord:
     try:
-        actor = await state.actor(settings.user, settings.agent)
+        record: Any = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ImportLineError(number, f"not JSON ({exc.msg})") from None
+    if not isinstance(record, dict):
+        raise ImportLineError(number, "expected a JSON object")
+    unknown = set(record) - _FIELDS
+    if unknown:
+        raise ImportLineError(number, f"unknown fields {sorted(unknown)}; allowed: {sorted(_FIELDS)}")
+    if record.get("scope", "user") not in ("user", "agent"):
+        raise ImportLineError(number, f"scope must be 'user' or 'agent', not {record['scope']!r}")
+    try:
+        return MemoryRecord(**record)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "line"
+        raise ImportLineError(number, f"{where}: {first['msg']}") from None
+
+
+async def import_memories(settings: Settings, path: Path) -> tuple[int, int]:
+    """Import the file; returns (lines read, memories inserted)."""
+    state = AppState(settings)
+    try:
+        ops = await state.open_now()
+        actor = await ops.identity.actor(settings.user, settings.agent)
         read = inserted = 0
-        batch: list[MemoryCreate] = []
+        batch: list[MemoryRecord] = []
         with sys.stdin if str(path) == "-" else path.open(encoding="utf-8") as stream:
-            for number, record in _records(stream):
-                scope = record.pop("scope", "user")
-                if scope not in ("user", "agent"):
-                    raise ImportLineError(number, f"scope must be 'user' or 'agent', not {scope!r}")
-                try:
-                    batch.append(
-                        MemoryCreate(
-                            **record,
-                            agent_id=actor.agent_id,
-                            user_id=actor.user_id if scope == "user" else None,
-                        )
-                    )
-                except ValidationError as exc:
-                    first = exc.errors()[0]
-                    where = ".".join(str(p) for p in first["loc"]) or "line"
-                    raise ImportLineError(number, f"{where}: {first['msg']}") from None
+            for _number, record in _records(stream):
+                batch.append(record)
                 read += 1
-                if len(batch) == BATCH:
-                    inserted += await database.write(bulk_insert_memories_sync, batch)
+                if len(batch) == IMPORT_BATCH:
+                    inserted += await ops.memories.import_records(actor, batch)
                     batch = []
             if batch:
-                inserted += await database.write(bulk_insert_memories_sync, batch)
+                inserted += await ops.memories.import_records(actor, batch)
         return read, inserted
     finally:
         await state.close()

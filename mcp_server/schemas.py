@@ -7,15 +7,13 @@ Listings and search results carry bounded text: contents over the preview size a
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, WithJsonSchema
 
-if TYPE_CHECKING:
-    # Type hints only: importing the data layer's models costs start-up time before `initialize` is answered.
-    from repository.models import Memory, Message, Session, SessionSummary
-
-Scope = Literal["user", "agent", "session", "global"]
+from repository.limits import COUNT_CAP
+from repository.models import Access, Memory, Message, ReadMode, Role, Session, SessionSummary
+from repository.scopes import Scope, scope_kind
 
 # Optional fields holding nothing (None, or a flag at False) are left out of results. Why: results are read twice
 # per call, by the model as text and by the client against the output schema, and both costs grow with every key
@@ -72,16 +70,6 @@ def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
     return expand(schema, ())
 
 
-def memory_scope(memory: Memory) -> Scope:
-    if memory.session_id is not None:
-        return "session"
-    if memory.user_id is not None:
-        return "user"
-    if memory.agent_id is not None:
-        return "agent"
-    return "global"
-
-
 def _cut(text: str | None, limit: int | None) -> tuple[str | None, bool]:
     if text is None or limit is None or len(text) <= limit:
         return text, False
@@ -116,7 +104,7 @@ class SessionOut(BaseModel):
 class MessageOut(BaseModel):
     id: str
     session_id: str
-    role: Literal["user", "assistant", "system", "tool"]
+    role: Role
     name: OmittedStr = None
     text_content: NullableStr
     truncated: TextCut = False
@@ -152,8 +140,8 @@ class MemoryOut(BaseModel):
     description: OmittedStr = None
     scope: Scope
     session_id: OmittedStr = None
-    read_mode: Literal["system_prompt", "tool"]
-    access: Literal["read_only", "read_write"]
+    read_mode: ReadMode
+    access: Access
     metadata: dict[str, Any]
     expires_at: Annotated[datetime | None, Field(exclude_if=_is_none)] = None
     created_at: datetime
@@ -168,7 +156,7 @@ class MemoryOut(BaseModel):
             content=content or "",
             truncated=truncated,
             description=memory.description,
-            scope=memory_scope(memory),
+            scope=scope_kind(memory.agent_id, memory.user_id, memory.session_id),
             session_id=str(memory.session_id) if memory.session_id else None,
             read_mode=memory.read_mode,
             access=memory.access,
@@ -207,7 +195,7 @@ class MemoryHitOut(BaseModel):
             name=memory.name,
             content=content or "",
             truncated=truncated,
-            scope=memory_scope(memory),
+            scope=scope_kind(memory.agent_id, memory.user_id, memory.session_id),
             metadata=memory.metadata,
             created_at=memory.created_at,
             score=score,
@@ -225,11 +213,10 @@ class Listing(BaseModel):
     """A page of a listing: how many match in all, and the cursor to the next page."""
 
     total: int
-    # The number is repository._paging.COUNT_CAP (not imported: the data layer loads after the handshake).
     total_capped: bool = Field(
         default=False,
         exclude_if=_is_false,
-        description="Present and true when more than `total` (10,000) match: counting stops there.",
+        description=f"Present and true when more than `total` ({COUNT_CAP:,}) match: counting stops there.",
     )
     next_cursor: NullableStr
 
@@ -264,7 +251,7 @@ class MessageHitOut(BaseModel):
 
     id: str
     session_id: str
-    role: Literal["user", "assistant", "system", "tool"]
+    role: Role
     name: OmittedStr = None
     text_content: NullableStr
     truncated: TextCut = False

@@ -12,11 +12,10 @@ import os
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from repository.database import create_engine, default_sqlite_url
-from repository.tables import Base
+from repository.migration_support import create_engine, default_sqlite_url, locked_migration_connection, metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def _url() -> str:
@@ -39,8 +38,6 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    from repository.migrate import locked_migration_connection
-
     engine = create_engine(_url())
     try:
         async with locked_migration_connection(engine) as conn:

@@ -1,14 +1,16 @@
-"""agent-memory-mcp's data layer: async repositories over SQLite or PostgreSQL, usable without the MCP server.
+"""agent-memory-mcp's data layer, usable without the MCP server: the operations every surface shares, and the
+repositories below them, over SQLite or PostgreSQL.
 
-    from repository import Database, ensure_schema, UserCreate, create_user
+    from repository import Operations
 
-    db = Database("sqlite+aiosqlite:///memory.db")
-    await ensure_schema(db.engine)
-    async with db.transaction() as s:
-        user = await create_user(s, UserCreate(email="ada@example.com"))
+    ops = await Operations.open("sqlite+aiosqlite:///memory.db")
+    ada = await ops.identity.actor("ada@example.com", "helper")
+    await ops.memories.remember(ada, "Prefers tea", name="drink")
 
-Every function takes an `AsyncSession` first and flushes but never commits: `Database.transaction()` is the unit
-of work. Failures raise `RepositoryError` subclasses.
+The operations apply the product's rules (scopes, partial updates, limits, visibility), exactly as the MCP tools
+do. Below them, every repository function takes a session first and flushes but never commits; the `*_sync` forms
+run inside `Database.read` / `Database.write`, the async forms inside `Database.transaction()`. Failures raise
+`RepositoryError` subclasses.
 """
 
 from __future__ import annotations
@@ -21,10 +23,19 @@ from typing import Any
 _EXPORTS = {
     "MemoryFilters": "repository.search",
     "MemoryHit": "repository.search",
+    "MessageFilters": "repository.search",
     "MessageHit": "repository.search",
     "search_memories": "repository.search",
     "search_messages": "repository.search",
-    "query_terms": "repository.textsearch",
+    "Analyzer": "repository.textsearch",
+    "Operations": "repository.operations",
+    "Actor": "repository.models",
+    "NewMessage": "repository.models",
+    "MemoryRecord": "repository.models",
+    "KEEP": "repository.partial",
+    "Keep": "repository.partial",
+    "Bounds": "repository.runtime",
+    "ContentLimits": "repository.limits",
     "Agent": "repository.models",
     "AgentCreate": "repository.models",
     "AgentUpdate": "repository.models",

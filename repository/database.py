@@ -13,7 +13,6 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,33 +25,15 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session as SyncSession
 
+from repository.connection import EngineOptions, default_sqlite_url
 from repository.errors import ConflictError, DatabaseUnavailableError, InvalidInputError, RepositoryError
+from repository.runtime import Bounds, Runtime
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Execution option read by the SQLite "begin" hook: write transactions take the write lock up front.
-_BEGIN_IMMEDIATE = "agent_memory_begin_immediate"
-
-
-def default_sqlite_url() -> str:
-    """The embedded default: one SQLite file in the user's data directory (XDG on Linux)."""
-    from platformdirs import user_data_dir
-
-    return f"sqlite+aiosqlite:///{Path(user_data_dir('agent-memory-mcp')) / 'memory.db'}"
-
-
-@dataclass(frozen=True)
-class EngineOptions:
-    """Knobs with memory or latency consequences; the server maps its settings onto these."""
-
-    pool_size: int = 5
-    max_overflow: int = 10
-    pool_timeout_s: float = 10.0
-    statement_timeout_ms: int = 30_000
-    sqlite_busy_timeout_ms: int = 30_000
-    sqlite_cache_mb: int = 16
-    echo: bool = False
+BEGIN_IMMEDIATE = "agent_memory_begin_immediate"
 
 
 def _json_loads(text: str) -> Any:
@@ -90,7 +71,7 @@ def create_engine(url: str, options: EngineOptions | None = None) -> AsyncEngine
                 "timeout": 10,
             },
         )
-        _install_idle_ping(engine.sync_engine)
+        _install_idle_ping(engine.sync_engine, options.idle_ping_s)
         return engine
     raise InvalidInputError(
         f"Unsupported database URL scheme {parsed.drivername!r}: use sqlite+aiosqlite:///path or "
@@ -98,14 +79,15 @@ def create_engine(url: str, options: EngineOptions | None = None) -> AsyncEngine
     )
 
 
-# A pooled PostgreSQL connection is checked before use only when it has been idle this long. pool_pre_ping checked
-# it every time: three round trips (BEGIN, SELECT 1, ROLLBACK), 0.5 ms of a 1.4 ms one-statement read. A busy pool
-# is in steady use, so a dropped connection (a server restart) is mostly met after a pause; one met while busy fails
-# that one call with "try again", and SQLAlchemy then replaces the pool's connections.
-IDLE_PING_S = 10.0
+def _install_idle_ping(engine: Engine, idle_ping_s: float) -> None:
+    """Check a pooled connection before use only when it has been idle `idle_ping_s`.
 
+    Why not pool_pre_ping: it checks every time, three round trips (BEGIN, SELECT 1, ROLLBACK) that were a third
+    of a one-statement read. A busy pool is in steady use, so a dropped connection (a server restart) is mostly
+    met after a pause; one met while busy fails that one call with "try again", and SQLAlchemy then replaces the
+    pool's connections.
+    """
 
-def _install_idle_ping(engine: Engine) -> None:
     @event.listens_for(engine, "checkin")
     def _idle_from(dbapi_connection: Any, record: Any) -> None:
         record.info["idle_since"] = time.monotonic()
@@ -113,7 +95,7 @@ def _install_idle_ping(engine: Engine) -> None:
     @event.listens_for(engine, "checkout")
     def _ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
         idle_since = record.info.get("idle_since")
-        if idle_since is None or time.monotonic() - idle_since < IDLE_PING_S:
+        if idle_since is None or time.monotonic() - idle_since < idle_ping_s:
             return
         try:
             dbapi_connection.ping()
@@ -162,7 +144,7 @@ def _install_sqlite_hooks(engine: Engine, options: EngineOptions) -> None:
     def _on_begin(conn: Any) -> None:
         # A deferred transaction that reads and then writes cannot wait for the write lock: SQLite fails it at
         # once with "database is locked" when another process writes. BEGIN IMMEDIATE waits (busy_timeout).
-        immediate = conn.get_execution_options().get(_BEGIN_IMMEDIATE, False)
+        immediate = conn.get_execution_options().get(BEGIN_IMMEDIATE, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
@@ -195,25 +177,23 @@ _TAKE_WRITER_LOCK = text(f"SELECT pg_advisory_xact_lock({_WRITER_LOCK_KEY})")
 
 
 class Database:
-    """An engine plus its session factories. Create one per process (or per test) and `dispose()` it."""
+    """An engine, its session factories and its runtime (bounds and caches). Create one per process (or per test)
+    and `dispose()` it."""
 
-    def __init__(self, url: str, options: EngineOptions | None = None) -> None:
+    def __init__(self, url: str, options: EngineOptions | None = None, bounds: Bounds | None = None) -> None:
         self.url = url
         self.options = options or EngineOptions()
         self.engine = create_engine(url, self.options)
         self._sync_engine: Engine | None = None
         self.dialect = self.engine.dialect.name
-        self._reader = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
-        self._writer = async_sessionmaker(
-            self.engine,
-            expire_on_commit=False,
-            autoflush=False,
-            execution_options={_BEGIN_IMMEDIATE: True},
-        )
+        self.runtime = Runtime(self.dialect, bounds)
+        common: dict[str, Any] = {"expire_on_commit": False, "autoflush": False, "info": self.runtime.session_info()}
+        self._reader = async_sessionmaker(self.engine, **common)
+        self._writer = async_sessionmaker(self.engine, execution_options={BEGIN_IMMEDIATE: True}, **common)
         # `read` on PostgreSQL runs without BEGIN and COMMIT: under READ COMMITTED each statement takes its own
         # snapshot inside a transaction too, so a read-only unit of work loses nothing and saves two round trips.
         self._autocommit_reader = async_sessionmaker(
-            self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False, autoflush=False
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"), **common
         )
 
     @asynccontextmanager
@@ -235,8 +215,7 @@ class Database:
         """Run `fn(session, *args, **kwargs)` with a synchronous Session in a read-only unit of work.
 
         Why: each statement through aiosqlite is a round trip to its worker thread, and a search makes several
-        (measured on LoCoMo data: 7.7 ms p50 through AsyncSession, 3.8 ms in one hop, of which ~1 ms is SQLite).
-        On SQLite the whole unit of work runs in one worker-thread hop on a plain sqlite3 connection, in one read
+        (measured: docs/benchmarks.md, "History"). On SQLite the whole unit of work runs in one worker-thread hop on a plain sqlite3 connection, in one read
         transaction; on PostgreSQL it runs through the async session without BEGIN/COMMIT, each statement at its own
         snapshot (as READ COMMITTED would give inside a transaction), so `fn` must only read.
         """
@@ -259,12 +238,17 @@ class Database:
         call = functools.partial(self._run_in_thread, self._sync(), fn, args, kwargs, readonly)
         return await anyio.to_thread.run_sync(call)
 
-    @staticmethod
     def _run_in_thread(
-        engine: Engine, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any], readonly: bool
+        self, engine: Engine, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any], readonly: bool
     ) -> T:
-        options = {} if readonly else {_BEGIN_IMMEDIATE: True}
-        session = SyncSession(engine, expire_on_commit=False, autoflush=False, execution_options=options)
+        options = {} if readonly else {BEGIN_IMMEDIATE: True}
+        session = SyncSession(
+            engine,
+            expire_on_commit=False,
+            autoflush=False,
+            execution_options=options,
+            info=self.runtime.session_info(),
+        )
         with translate_errors(), session, session.begin():
             return fn(session, *args, **kwargs)
 

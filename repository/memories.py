@@ -7,26 +7,28 @@ are unique indexes, so upserts are single `INSERT ... ON CONFLICT` statements th
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, delete, literal_column, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from repository._paging import check_window, count_sync, dialect_insert, page_of
+from repository.paging import check_window, count, dialect_insert, page_of
 from repository._sync import in_async_session
 from repository.clock import utcnow
 from repository.errors import InvalidInputError, NotFoundError, ReadOnlyError
+from repository.limits import BULK_MEMORIES_MAX
 from repository.models import Memory, MemoryCreate, MemoryScope, MemoryUpdate, MemoryWrite, Page
-from repository.scope import SCOPE_COLUMNS, scope_key_exprs
+from repository.runtime import runtime_of
+from repository.scope_keys import SCOPE_COLUMNS, scope_key_exprs
 from repository.search_index import MEMORY_NEIGHBOUR_WINDOW, Neighbours, batch_contexts, memory_body, relink
 from repository.tables import MemoryRow, SessionRow
+from repository.textsearch import Analyzer
+from repository.visibility import not_expired, scope_is, scope_kind_is, visible_to
 
-MAX_BULK = 10_000
 _table = MemoryRow.__table__
 
 
@@ -39,76 +41,19 @@ def content_hash(content: str) -> str:
     return hashlib.sha256(content.strip().encode()).hexdigest()
 
 
-def visible_to(user_id: uuid.UUID, agent_id: uuid.UUID) -> ColumnElement[bool]:
-    """Memories an acting (user, agent) pair may read: its own, its agent's shared ones, and global ones.
-
-    Another user's memories never match: user_id must be this user or NULL (agent-wide).
-    """
-    return and_(
-        or_(MemoryRow.agent_id == agent_id, MemoryRow.agent_id.is_(None)),
-        or_(MemoryRow.user_id == user_id, MemoryRow.user_id.is_(None)),
-    )
-
-
-def visibility_partitions(user_id: uuid.UUID, agent_id: uuid.UUID) -> list[ColumnElement[bool]]:
-    """`visible_to` as four disjoint (agent, user) equalities, each a key prefix of ix_memories_agent_user_seq."""
-    return [
-        and_(agent, user)
-        for agent in (MemoryRow.agent_id == agent_id, MemoryRow.agent_id.is_(None))
-        for user in (MemoryRow.user_id == user_id, MemoryRow.user_id.is_(None))
-    ]
-
-
-def visibility_tokens(user_id: uuid.UUID, agent_id: uuid.UUID) -> list[str]:
-    """The `search_scope` tokens (SQLite full-text index, migration 0002) of `visibility_partitions`, in order."""
-    return [f"z{agent}x{user}" for agent in (agent_id.hex, "0") for user in (user_id.hex, "0")]
-
-
-def not_expired(now: datetime | None = None) -> ColumnElement[bool]:
-    return or_(MemoryRow.expires_at.is_(None), MemoryRow.expires_at > (now or utcnow()))
-
-
-def scope_is(scope: MemoryScope) -> ColumnElement[bool]:
-    """Exactly this scope: NULL columns match only NULL (never `= NULL`, never a wider scope)."""
-    return and_(
-        *(
-            column.is_(None) if value is None else column == value
-            for column, value in (
-                (MemoryRow.agent_id, scope.agent_id),
-                (MemoryRow.user_id, scope.user_id),
-                (MemoryRow.session_id, scope.session_id),
-            )
-        )
-    )
-
-
-def scope_kind_is(kind: str) -> ColumnElement[bool]:
-    """Memories of one kind of scope: 'session', 'user', 'agent' (all users of an agent) or 'global'."""
-    if kind == "session":
-        return MemoryRow.session_id.is_not(None)
-    if kind == "user":
-        return and_(MemoryRow.user_id.is_not(None), MemoryRow.session_id.is_(None))
-    if kind == "agent":
-        return and_(MemoryRow.agent_id.is_not(None), MemoryRow.user_id.is_(None), MemoryRow.session_id.is_(None))
-    if kind == "global":
-        return and_(MemoryRow.agent_id.is_(None), MemoryRow.user_id.is_(None), MemoryRow.session_id.is_(None))
-    raise InvalidInputError(f"Unknown scope {kind!r}: use session, user, agent or global.")
-
-
-def _values(data: MemoryCreate, now: datetime) -> dict[str, Any]:
+def _values(analyzer: Analyzer, data: MemoryCreate, now: datetime) -> dict[str, Any]:
     values = data.model_dump()
     values.update(
         id=uuid.uuid4(),
         content_hash=content_hash(data.content),
         created_at=now,
         updated_at=now,
-        search_body=memory_body(data.name, data.description, data.content),
+        search_body=memory_body(analyzer, data.name, data.description, data.content),
     )
     return values
 
 
-@functools.cache
-def _same_scope(nulls: tuple[bool, bool, bool]) -> ColumnElement[bool]:
+def _same_scope(nulls: tuple[bool, ...]) -> ColumnElement[bool]:
     """`scope_is` with bind parameters (n_agent_id, n_user_id, n_session_id), for each pattern of NULL columns."""
     return and_(
         *(
@@ -123,7 +68,8 @@ def _relink(session: Session, seq: int, scope: MemoryScope) -> None:
     values = (scope.agent_id, scope.user_id, scope.session_id)
     nulls = tuple(value is None for value in values)
     params = {f"n_{name}": value for name, value in zip(SCOPE_COLUMNS, values, strict=True) if value is not None}
-    neighbours = Neighbours(f"scope{nulls}", _same_scope(nulls), params)  # type: ignore[arg-type]
+    condition = runtime_of(session).statements.get(("same scope", nulls), lambda: _same_scope(nulls))
+    neighbours = Neighbours(f"scope{nulls}", condition, params)
     relink(session, _table, neighbours, [seq], window=MEMORY_NEIGHBOUR_WINDOW)
 
 
@@ -146,7 +92,8 @@ def _check_session_scope(session: Session, data: MemoryCreate) -> None:
 def create_memory_sync(session: Session, data: MemoryCreate) -> Memory:
     """Insert a new memory; a taken name in the same scope raises ConflictError."""
     _check_session_scope(session, data)
-    row = MemoryRow(**{("metadata_" if k == "metadata" else k): v for k, v in _values(data, utcnow()).items()})
+    values = _values(runtime_of(session).analyzer, data, utcnow())
+    row = MemoryRow(**{("metadata_" if k == "metadata" else k): v for k, v in values.items()})
     session.add(row)
     session.flush()
     _relink(session, row.seq, data.scope)
@@ -156,12 +103,12 @@ def create_memory_sync(session: Session, data: MemoryCreate) -> Memory:
 _UPDATABLE = frozenset({"description", "read_mode", "access", "metadata", "expires_at"})
 
 
-@functools.lru_cache(maxsize=64)
 def _upsert_statement(dialect: str, named: bool, fields: frozenset[str]) -> Any:
     """The upsert for this backend, for a named or unnamed memory, updating these optional fields on conflict.
 
-    Built once per shape, with the values bound at execution: building and cache-keying a fresh INSERT ... ON
-    CONFLICT (its `excluded` namespace proxies every column) was a third of a store's Python time.
+    Built once per shape (the runtime's statement cache), with the values bound at execution: building and
+    cache-keying a fresh INSERT ... ON CONFLICT (its `excluded` namespace proxies every column) was a third of a
+    store's Python time.
     """
     statement = dialect_insert(dialect, _table)
     excluded = statement.excluded
@@ -186,23 +133,27 @@ def _upsert_statement(dialect: str, named: bool, fields: frozenset[str]) -> Any:
     return statement.returning(_table.c.seq, _table.c.search_body, *MEMORY_COLUMNS)
 
 
-def upsert_memory_sync(session: Session, data: MemoryCreate) -> MemoryWrite:
+def upsert_memory_sync(
+    session: Session, data: MemoryCreate, *, replace: Collection[str] | None = None
+) -> MemoryWrite:
     """Write a memory in one statement and say what happened.
 
-    With a name: insert, or update the memory of that name in the same scope (only the fields the caller set).
-    Without a name: insert, or return the existing unnamed memory of the same scope with the same content.
-    A read-only memory is never overwritten (ReadOnlyError).
+    With a name: insert, or update the memory of that name in the same scope: its content, and of the optional
+    fields (description, read_mode, access, metadata, expires_at) those named in `replace`; without `replace`, the
+    fields set on `data`. Without a name: insert, or return the existing unnamed memory of the same scope with the
+    same content. A read-only memory is never overwritten (ReadOnlyError).
     """
     _check_session_scope(session, data)
+    runtime = runtime_of(session)
     now = utcnow()
-    values = _values(data, now)
-    statement = _upsert_statement(
-        session.get_bind().dialect.name, data.name is not None, frozenset(data.model_fields_set & _UPDATABLE)
-    )
+    values = _values(runtime.analyzer, data, now)
+    fields = frozenset(data.model_fields_set if replace is None else replace) & _UPDATABLE
+    shape = (runtime.dialect, data.name is not None, fields)
+    statement = runtime.statements.get(("upsert", *shape), lambda: _upsert_statement(*shape))
     written = session.execute(statement, values).mappings().first()
     if written is not None:
         memory = Memory.model_validate(dict(written))
-        body = memory_body(memory.name, memory.description, memory.content)
+        body = memory_body(runtime.analyzer, memory.name, memory.description, memory.content)
         if written["search_body"] != body:
             # An update that kept the stored description: the inserted values could not know it.
             fix = update(_table).where(_table.c.seq == written["seq"]).values(search_body=body, updated_at=now)
@@ -230,10 +181,11 @@ def bulk_insert_memories_sync(session: Session, items: Sequence[MemoryCreate]) -
     """
     if not items:
         return 0
-    if len(items) > MAX_BULK:
-        raise InvalidInputError(f"At most {MAX_BULK} memories per bulk insert, got {len(items)}.")
+    if len(items) > BULK_MEMORIES_MAX:
+        raise InvalidInputError(f"At most {BULK_MEMORIES_MAX} memories per bulk insert, got {len(items)}.")
     now = utcnow()
-    rows = [_values(item, now) for item in items]
+    analyzer = runtime_of(session).analyzer
+    rows = [_values(analyzer, item, now) for item in items]
     # Neighbour context within the imported batch, per scope, in the order given.
     by_scope: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for row in rows:
@@ -305,7 +257,7 @@ def update_memory_sync(
         row.content_hash = content_hash(data.content)
     text_changed = bool(data.model_fields_set & {"content", "name", "description"})
     if text_changed:
-        row.search_body = memory_body(row.name, row.description, row.content)
+        row.search_body = memory_body(runtime_of(session).analyzer, row.name, row.description, row.content)
     session.flush()
     if text_changed:
         _relink(session, row.seq, _scope_of(row))
@@ -370,9 +322,9 @@ def list_memories_sync(
         query = query.where(scope_kind_is(scope_kind))
     if not include_expired:
         query = query.where(not_expired())
-    total = count_sync(session, query)
+    total = count(session, query)
     rows = session.execute(query.order_by(MemoryRow.seq.desc()).limit(limit).offset(offset)).mappings()
-    return page_of([Memory.model_validate(dict(r)) for r in rows], total, limit, offset)
+    return page_of(session, [Memory.model_validate(dict(r)) for r in rows], total, limit, offset)
 
 
 # The async API (an AsyncSession first); the *_sync forms run in one worker-thread hop through Database.write/read.

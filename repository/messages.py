@@ -15,22 +15,18 @@ from typing import Any, Literal
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
-from repository._paging import check_window, count_sync, decode_cursor, encode_cursor, page_of
+from repository.paging import check_window, count, decode_cursor, encode_cursor, page_of
 from repository._sync import in_async_session
 from repository.clock import utcnow
 from repository.errors import InvalidInputError, NotFoundError
+from repository.limits import REPOSITORY_MESSAGE_BATCH_MAX
 from repository.models import HistoryPage, Message, MessageCreate, MessageUpdate, Page
+from repository.runtime import runtime_of
 from repository.search_index import Neighbours, message_body, relink
 from repository.tables import MessageRow, SessionRow
 
-MAX_BATCH = 1000
 # How far ahead of this server's clock an imported created_at may be (the client's clock may run a little fast).
 CLOCK_SKEW = timedelta(minutes=5)
-
-
-def session_token(session_id: uuid.UUID) -> str:
-    """The `search_scope` token of a session's messages in SQLite's full-text index (migration 0005)."""
-    return f"q{session_id.hex}{session_id.hex}"
 
 
 def add_message_sync(session: Session, data: MessageCreate) -> Message:
@@ -46,8 +42,8 @@ def add_messages_sync(
     """
     if not items:
         return []
-    if len(items) > MAX_BATCH:
-        raise InvalidInputError(f"At most {MAX_BATCH} messages per batch, got {len(items)}.")
+    if len(items) > REPOSITORY_MESSAGE_BATCH_MAX:
+        raise InvalidInputError(f"At most {REPOSITORY_MESSAGE_BATCH_MAX} messages per batch, got {len(items)}.")
     session_ids = {item.session_id for item in items}
     owners = {
         sid: (uid, aid)
@@ -61,6 +57,7 @@ def add_messages_sync(
         if sid not in owners or (user_id is not None and owners[sid][0] != user_id):
             raise NotFoundError(f"No session with id {sid}.")
     now = utcnow()
+    analyzer = runtime_of(session).analyzer
     rows = []
     for item in items:
         values = item.model_dump()
@@ -77,7 +74,7 @@ def add_messages_sync(
                 id=uuid.uuid4(),
                 created_at=created_at,
                 updated_at=now,
-                search_body=message_body(item.text_content),
+                search_body=message_body(analyzer, item.text_content),
                 **values,
             )
         )
@@ -97,7 +94,7 @@ def add_messages_sync(
 
 
 # The columns of a `Message`, for reads that return them: selected as plain rows they skip the ORM's identity map
-# and instance set-up (a 50-message history page: 2.6 ms as ORM rows, 1.9 ms as column rows).
+# and instance set-up (measured: docs/benchmarks.md, "History").
 MESSAGE_COLUMNS = tuple(MessageRow.__table__.c[name] for name in Message.model_fields)
 
 
@@ -132,7 +129,7 @@ def update_message_sync(
     for field in data.model_fields_set:
         setattr(row, field, getattr(data, field))
     if "text_content" in data.model_fields_set:
-        row.search_body = message_body(row.text_content)
+        row.search_body = message_body(runtime_of(session).analyzer, row.text_content)
     session.flush()
     if "text_content" in data.model_fields_set:
         _relink(session, row.session_id, [row.seq])
@@ -164,9 +161,9 @@ def list_messages_sync(
         query = query.where(MessageRow.role == role)
     if flagged is not None:
         query = query.where(MessageRow.flagged.is_(flagged))
-    total = count_sync(session, query)
+    total = count(session, query)
     messages = messages_of(session.execute(query.order_by(MessageRow.seq).limit(limit).offset(offset)))
-    return page_of(messages, total, limit, offset)
+    return page_of(session, messages, total, limit, offset)
 
 
 def get_history_sync(

@@ -15,7 +15,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from repository.database import _BEGIN_IMMEDIATE
+from migrations import SCRIPT_LOCATION
+from repository.database import BEGIN_IMMEDIATE
 from repository.errors import SchemaVersionError
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ async def current_revision(engine: AsyncEngine) -> str | None:
 async def locked_migration_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A connection inside one transaction that excludes other migrators (other processes included)."""
     async with engine.connect() as conn:
-        conn = await conn.execution_options(**{_BEGIN_IMMEDIATE: True})
+        conn = await conn.execution_options(**{BEGIN_IMMEDIATE: True})
         async with conn.begin():
             if conn.dialect.name == "postgresql":
                 await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY})
@@ -49,9 +50,7 @@ async def locked_migration_connection(engine: AsyncEngine) -> AsyncIterator[Asyn
 
 
 def _alembic_config(**attributes: Any) -> Any:
-    from alembic.config import Config
-
-    from migrations import SCRIPT_LOCATION
+    from alembic.config import Config  # noqa: PLC0415 - Alembic is slow to import and needed only to migrate
 
     config = Config()
     config.set_main_option("script_location", SCRIPT_LOCATION)

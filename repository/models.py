@@ -7,14 +7,18 @@ cannot hold them), roles, read modes, sizes. Outputs are plain data, detached fr
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar, get_args
 
 from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 Role = Literal["user", "assistant", "system", "tool"]
 ReadMode = Literal["system_prompt", "tool"]
 Access = Literal["read_only", "read_write"]
+ROLES: tuple[str, ...] = get_args(Role)
+READ_MODES: tuple[str, ...] = get_args(ReadMode)
+ACCESS_MODES: tuple[str, ...] = get_args(Access)
 
 T = TypeVar("T")
 
@@ -59,6 +63,14 @@ def _not_null(*fields: str) -> Any:
 
 class _Output(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who a call acts for: passed explicitly to every operation that reads or writes user data."""
+
+    user_id: uuid.UUID
+    agent_id: uuid.UUID
 
 
 # --- users -------------------------------------------------------------------------------------------------------
@@ -289,7 +301,7 @@ class MemoryWrite(BaseModel):
 class Page(BaseModel, Generic[T]):
     """One page of a listing: the items, the total that match the filters, and the window used.
 
-    Totals are counted up to 10,000 (`_paging.COUNT_CAP`); `total_capped` says more rows match than `total`.
+    Totals are counted up to `Bounds.count_cap` (10,000 by default); `total_capped` says more rows match than `total`.
     """
 
     items: list[T]
@@ -304,3 +316,40 @@ class HistoryPage(BaseModel):
 
     messages: list[Message]
     next_cursor: str | None
+
+
+# --- inputs of the operations ------------------------------------------------------------------------------------
+
+
+class NewMessage(BaseModel):
+    """One message to append to a session (the session and the acting user come from the call)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+    name: str | None = Field(default=None, max_length=200, description="Speaker's display name (multi-party chats).")
+    text_content: str | None = None
+    tool_calls: Any | None = None
+    tool_outputs: Any | None = None
+    message_type: str | None = None
+    media_url: str | None = None
+    mime_type: str | None = None
+    context: dict[str, Any] | None = None
+    created_at: datetime | None = Field(
+        default=None,
+        description="When it was said, with a time zone (ISO 8601, e.g. 2023-05-08T13:56:00Z), to import a past "
+        "conversation; default now. Dates in search_history questions match it.",
+    )
+
+
+class MemoryRecord(BaseModel):
+    """One memory of an import file: the acting user's (scope 'user') or its agent's (scope 'agent')."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    content: str = Field(min_length=1)
+    name: str | None = Field(default=None, min_length=1, max_length=500)
+    scope: Literal["user", "agent"] = "user"
+    description: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    read_mode: ReadMode = "tool"

@@ -24,19 +24,20 @@ from typing import Any
 from sqlalchemy import ColumnElement, Table, bindparam, select, union_all, update
 from sqlalchemy.orm import Session
 
-from repository.textsearch import CTX_WINDOW, normalize_for_index
+from repository.runtime import runtime_of
+from repository.textsearch import CTX_WINDOW, Analyzer
 
 MEMORY_NEIGHBOUR_WINDOW = timedelta(minutes=30)
 
 
-def memory_body(name: str | None, description: str | None, content: str) -> str:
-    return normalize_for_index(" ".join(part for part in (name, description, content) if part))
+def memory_body(analyzer: Analyzer, name: str | None, description: str | None, content: str) -> str:
+    return analyzer.index_text(" ".join(part for part in (name, description, content) if part))
 
 
-def message_body(text_content: str | None) -> str:
+def message_body(analyzer: Analyzer, text_content: str | None) -> str:
     # The speaker's name is not indexed: it would match every message of that speaker a little, and a question that
-    # names the speaker boosts their messages instead (search._rank). Since migration 0003.
-    return normalize_for_index(text_content or "")
+    # names the speaker boosts their messages instead (search.ranking). Since migration 0003.
+    return analyzer.index_text(text_content or "")
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class Neighbours:
     """The rows a row shares its context with: a condition written with bind parameters, and their values.
 
     `key` names the condition's shape (which bind parameters it has). Statements are built once per table and
-    shape and reused: building and cache-keying SQLAlchemy statements was most of a write's Python time.
+    shape and kept in the runtime's statement cache.
     """
 
     key: str
@@ -89,33 +90,25 @@ class _Statements:
     update: Any
 
 
-_statements: dict[tuple[str, str], _Statements] = {}
-
-
-def _statements_for(table: Table, neighbours: Neighbours) -> _Statements:
-    found = _statements.get((table.name, neighbours.key))
-    if found is None:
-        c = table.c
-        columns = (c.seq, c.created_at, c.search_body, c.search_ctx)
-        reach = 2 * CTX_WINDOW  # a neighbour's own context reaches CTX_WINDOW further
-        near = neighbours.condition
-        parts = (
-            select(*columns).where(near, c.seq < bindparam("r_first")).order_by(c.seq.desc()).limit(reach),
-            select(*columns).where(near, c.seq >= bindparam("r_first"), c.seq <= bindparam("r_last")),
-            select(*columns).where(near, c.seq > bindparam("r_last")).order_by(c.seq).limit(reach),
-        )
-        # One round trip for the rows before, between and after; each part is a subquery because SQLite allows
-        # no ORDER BY / LIMIT on the members of a compound select.
-        around = union_all(*(select(*part.subquery(f"r{i}").c) for i, part in enumerate(parts)))
-        # Only the index changes: a neighbour's updated_at must not move (it would read as an edit to the caller,
-        # and the column's onupdate default would otherwise stamp it).
-        update_ctx = (
-            update(table)
-            .where(c.seq == bindparam("b_seq"))
-            .values(search_ctx=bindparam("b_ctx"), updated_at=c.updated_at)
-        )
-        found = _statements[(table.name, neighbours.key)] = _Statements(around, update_ctx)
-    return found
+def _build_statements(table: Table, neighbours: Neighbours) -> _Statements:
+    c = table.c
+    columns = (c.seq, c.created_at, c.search_body, c.search_ctx)
+    reach = 2 * CTX_WINDOW  # a neighbour's own context reaches CTX_WINDOW further
+    near = neighbours.condition
+    parts = (
+        select(*columns).where(near, c.seq < bindparam("r_first")).order_by(c.seq.desc()).limit(reach),
+        select(*columns).where(near, c.seq >= bindparam("r_first"), c.seq <= bindparam("r_last")),
+        select(*columns).where(near, c.seq > bindparam("r_last")).order_by(c.seq).limit(reach),
+    )
+    # One round trip for the rows before, between and after; each part is a subquery because SQLite allows
+    # no ORDER BY / LIMIT on the members of a compound select.
+    around = union_all(*(select(*part.subquery(f"r{i}").c) for i, part in enumerate(parts)))
+    # Only the index changes: a neighbour's updated_at must not move (it would read as an edit to the caller,
+    # and the column's onupdate default would otherwise stamp it).
+    update_ctx = (
+        update(table).where(c.seq == bindparam("b_seq")).values(search_ctx=bindparam("b_ctx"), updated_at=c.updated_at)
+    )
+    return _Statements(around, update_ctx)
 
 
 def relink(
@@ -133,7 +126,8 @@ def relink(
     wanted = sorted(set(seqs))
     if not wanted:
         return
-    statements = _statements_for(table, neighbours)
+    cache = runtime_of(session).statements
+    statements: _Statements = cache.get(("relink", table.name, neighbours.key), lambda: _build_statements(table, neighbours))
     found = session.execute(statements.around, {**neighbours.params, "r_first": wanted[0], "r_last": wanted[-1]})
     docs = sorted((_Doc(*row) for row in found), key=lambda doc: doc.seq)
     positions = [doc.seq for doc in docs]

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session as DbSession
 
-from repository._paging import check_window, count_sync, page_of
+from repository.paging import check_window, count, page_of
 from repository._sync import in_async_session
 from repository.errors import NotFoundError
 from repository.models import Page, Session, SessionCreate, SessionSummary, SessionUpdate
@@ -74,10 +74,10 @@ def list_sessions_sync(
         query = query.where(SessionRow.agent_id == agent_id)
     if platform is not None:
         query = query.where(SessionRow.platform == platform)
-    total = count_sync(session, query)
+    total = count(session, query)
     ordered = query.order_by(SessionRow.created_at.desc(), SessionRow.id.desc()).limit(limit).offset(offset)
     items = [_summary(row, agent_name) for row, agent_name in session.execute(ordered).all()]
-    return page_of(items, total, limit, offset)
+    return page_of(session, items, total, limit, offset)
 
 
 def _summary(row: SessionRow, agent_name: str) -> SessionSummary:

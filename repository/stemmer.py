@@ -6,8 +6,6 @@ stemmer and FTS5's porter disagree on many words, which made the two backends ra
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 # ---------------------------------------------------------------------------
 # Porter stemmer (M.F. Porter, 1980, "An algorithm for suffix stripping"),
 # transcribed from the reference C implementation (with its 'bli'->'ble' and
@@ -203,10 +201,9 @@ class _Porter:
 _porter = _Porter()
 
 
-@lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
     """Porter-stem a lowercase token.  Tokens that are not pure a-z (numbers,
-    non-latin scripts, mixed alnum) are returned unchanged."""
+    non-latin scripts, mixed alnum) are returned unchanged. Uncached: `textsearch.Analyzer` caches it."""
     if not word.isascii() or not word.isalpha():
         return word
     return _porter.stem(word)

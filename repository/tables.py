@@ -34,6 +34,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from repository.clock import utcnow
+from repository.models import ACCESS_MODES, READ_MODES, ROLES
 
 # A naming convention keeps constraint names stable across dialects and Alembic runs.
 NAMING_CONVENTION = {
@@ -70,9 +71,10 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 Timestamp = UTCDateTime()
 
-ROLES = ("user", "assistant", "system", "tool")
-READ_MODES = ("system_prompt", "tool")
-ACCESS_MODES = ("read_only", "read_write")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 class Base(DeclarativeBase):
@@ -164,7 +166,7 @@ class MessageRow(Base):
     search_ctx: Mapped[str] = mapped_column(Text, default="", nullable=False, deferred=True)
 
     __table_args__ = (
-        CheckConstraint("role IN ('user', 'assistant', 'system', 'tool')", name="role"),
+        CheckConstraint(_one_of("role", ROLES), name="role"),
         # History pages walk one session by seq in either direction.
         Index("ix_messages_session_seq", "session_id", "seq"),
         Index("ix_messages_user_id", "user_id"),
@@ -206,8 +208,8 @@ class MemoryRow(TimestampMixin, Base):
     search_ctx: Mapped[str] = mapped_column(Text, default="", nullable=False, deferred=True)
 
     __table_args__ = (
-        CheckConstraint("read_mode IN ('system_prompt', 'tool')", name="read_mode"),
-        CheckConstraint("access IN ('read_only', 'read_write')", name="access"),
+        CheckConstraint(_one_of("read_mode", READ_MODES), name="read_mode"),
+        CheckConstraint(_one_of("access", ACCESS_MODES), name="access"),
         # Scope filters: every search and listing is narrowed by these before anything else.
         Index("ix_memories_agent_user_seq", "agent_id", "user_id", "seq"),
         Index("ix_memories_user_id", "user_id"),

@@ -14,10 +14,11 @@ Design and measurements: docs/benchmarks.md (LoCoMo recall).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from repository.stemmer import stem
 
@@ -84,24 +85,6 @@ def raw_tokens(text: str) -> list[str]:
 MAX_TOKEN_LEN = 64
 
 
-def analyze(text: str, *, query: bool = False, stopwords: frozenset | None = None) -> list[str]:
-    """Full pipeline: tokens -> stopword removal -> Porter stem.
-
-    Stored text and queries must go through the same function (query=True only
-    switches to the larger query stoplist).  Single letters are dropped, digits
-    are kept ("2023", "5k")."""
-    if stopwords is not None:
-        skip = stopwords | _CONTRACTIONS
-    else:
-        skip = _SKIP_QUERY if query else _SKIP_STORED
-    out = []
-    for tok in raw_tokens(text):
-        if tok in skip or (len(tok) == 1 and not tok.isdigit()):
-            continue
-        out.append(stem(tok))
-    return out
-
-
 _CONTRACTIONS = frozenset(
     """
     im ive id ill youre youve youd youll hes shes its were theyre theyve theyd theyll
@@ -114,23 +97,47 @@ _SKIP_STORED = STOPWORDS | _CONTRACTIONS
 _SKIP_QUERY = QUERY_STOPWORDS | _CONTRACTIONS
 
 
-def normalize_for_index(text: str) -> str:
-    """The string stored in the indexed column: space-separated stems."""
-    return " ".join(analyze(text))
+class Analyzer:
+    """The text pipeline: tokens -> stopword removal -> Porter stem, with a bounded cache of stems of its own.
 
+    Stored text and queries go through the same pipeline (`query=True` only switches to the larger query stoplist).
+    Single letters are dropped, digits are kept ("2023", "5k"). One analyzer belongs to each `Runtime` (see
+    repository.runtime); its stem cache lives as long as that.
+    """
 
-def query_terms(question: str, max_terms: int = 32) -> list[str]:
-    """Distinct query stems in first-occurrence order (bounded)."""
-    seen: dict[str, None] = {}
-    for t in analyze(question, query=True):
-        seen.setdefault(t, None)
-        if len(seen) >= max_terms:
-            break
-    return list(seen)
+    def __init__(self, stem_cache_size: int = 200_000) -> None:
+        self._stem: Callable[[str], str] = functools.lru_cache(maxsize=stem_cache_size)(stem)
+
+    def analyze(self, text: str, *, query: bool = False, stopwords: frozenset[str] | None = None) -> list[str]:
+        if stopwords is not None:
+            skip = stopwords | _CONTRACTIONS
+        else:
+            skip = _SKIP_QUERY if query else _SKIP_STORED
+        stem_of = self._stem
+        return [
+            stem_of(token) for token in raw_tokens(text) if token not in skip and (len(token) > 1 or token.isdigit())
+        ]
+
+    def index_text(self, text: str) -> str:
+        """The string stored in an indexed column: space-separated stems."""
+        return " ".join(self.analyze(text))
+
+    def query_terms(self, question: str, max_terms: int = 32) -> list[str]:
+        """Distinct query stems in first-occurrence order (bounded)."""
+        seen: dict[str, None] = {}
+        for term in self.analyze(question, query=True):
+            seen.setdefault(term, None)
+            if len(seen) >= max_terms:
+                break
+        return list(seen)
+
+    def word_stem(self, word: str) -> str:
+        """The stem a single word of stored text is indexed under (for marking matches in snippets)."""
+        return self._stem(_fold(word))
 
 
 # ---------------------------------------------------------------------------
-# Backend query strings.  Terms come from query_terms(), i.e. they are already
+# Backend query strings.  Terms come from Analyzer.query_terms(), i.e. they are already
 # [^\W_]+ tokens; we still quote / validate defensively.
 # ---------------------------------------------------------------------------
 _SAFE_TERM = re.compile(r"^[^\W_]+$", re.UNICODE)
@@ -221,8 +228,3 @@ def bm25f_scores(
                 s += term_weight * tf / (tf + k1)
         out.append(s)
     return out
-
-
-def word_stem(word: str) -> str:
-    """The stem a single word of stored text is indexed under (for marking matches in snippets)."""
-    return stem(_fold(word))

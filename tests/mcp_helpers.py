@@ -10,13 +10,14 @@ from mcp import Client
 
 from mcp_server.app import build_server
 from mcp_server.config import Settings
+from repository.runtime import Bounds
 
 
 @asynccontextmanager
-async def connect(database_url: str, **settings: Any) -> AsyncIterator[Client]:
-    """An in-memory client connected to a fresh server on `database_url`."""
+async def connect(database_url: str, bounds: Bounds | None = None, **settings: Any) -> AsyncIterator[Client]:
+    """An in-memory client connected to a fresh server on `database_url` (with these bounds of per-query work)."""
     options = {"user": "ada@example.com", "agent": "tester"} | settings
-    async with Client(build_server(Settings(database_url=database_url, **options))) as client:
+    async with Client(build_server(Settings(database_url=database_url, **options), bounds=bounds)) as client:
         yield client
 
 

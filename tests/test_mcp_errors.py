@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from repository._paging import encode_cursor
+from repository.paging import encode_cursor
 from tests.mcp_helpers import call, connect
 
 pytestmark = pytest.mark.anyio

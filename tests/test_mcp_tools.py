@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from repository.runtime import Bounds
 from tests.mcp_helpers import call, call_error, connect
 
 pytestmark = pytest.mark.anyio
@@ -236,13 +237,9 @@ async def test_agent_scope_is_shared_between_users_of_the_agent(database_url):
         assert (await call(other, "search_memories", query="standup"))["results"] == []
 
 
-async def test_listing_totals_stop_counting_at_the_cap_and_paging_still_reaches_the_end(database_url, monkeypatch):
-    import repository._paging as paging
-    from mcp_server.schemas import Listing
-
-    assert f"({paging.COUNT_CAP:,})" in Listing.model_fields["total_capped"].description
-    monkeypatch.setattr(paging, "COUNT_CAP", 3)  # stands in for 10,000: counting past it would read every row
-    async with connect(database_url) as client:
+async def test_listing_totals_stop_counting_at_the_cap_and_paging_still_reaches_the_end(database_url):
+    # A cap of 3 stands in for 10,000: counting past it would read every row.
+    async with connect(database_url, bounds=Bounds(count_cap=3)) as client:
         for i in range(5):
             await call(client, "store_memory", content=f"fact number {i}")
         seen, cursor = [], None

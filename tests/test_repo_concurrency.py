@@ -208,15 +208,15 @@ async def test_a_deadlock_with_another_writer_is_a_retryable_error_not_a_driver_
 
 
 @pytest.mark.postgres
-async def test_connections_the_server_dropped_are_replaced(pg_url, monkeypatch):
+async def test_connections_the_server_dropped_are_replaced(pg_url):
     """A restart or a network cut leaves dead connections in the pool: one idle for a while is checked and replaced
     before use; one in steady use fails that one call with a short "try again", and the next call works."""
     from sqlalchemy import text
 
-    import repository.database as database_module
-    from repository import Database, DatabaseUnavailableError, get_or_create_user_by_email
+    from repository import Database, DatabaseUnavailableError, EngineOptions, get_or_create_user_by_email
 
-    db = Database(pg_url)
+    eager = Database(pg_url, EngineOptions(idle_ping_s=0.0))  # every pooled connection counts as idle
+    steady = Database(pg_url, EngineOptions(idle_ping_s=3600.0))  # in steady use: never checked
 
     async def kill_our_connections() -> None:
         admin = Database(pg_url.rsplit("/", 1)[0] + "/postgres")
@@ -236,23 +236,21 @@ async def test_connections_the_server_dropped_are_replaced(pg_url, monkeypatch):
         return session.execute(text("SELECT count(*) FROM users")).scalar()
 
     try:
-        async with db.transaction() as s:
+        async with eager.transaction() as s:
             await get_or_create_user_by_email(s, "ada@example.com")
-        assert await db.read(users) == 1
+        assert await eager.read(users) == 1
+        assert await steady.read(users) == 1
 
         await kill_our_connections()
-        monkeypatch.setattr(database_module, "IDLE_PING_S", 0.0)  # every pooled connection counts as idle
-        assert await db.read(users) == 1  # checked, found dead, replaced: the caller sees nothing
+        assert await eager.read(users) == 1  # checked, found dead, replaced: the caller sees nothing
 
-        assert await db.read(users) == 1
-        monkeypatch.setattr(database_module, "IDLE_PING_S", 3600.0)  # in steady use: not checked
-        await kill_our_connections()
         with pytest.raises(DatabaseUnavailableError, match="connection was lost: try again"):
-            await db.read(users)
-        assert await db.read(users) == 1
-        assert await db.write(lambda session: session.execute(text("SELECT 1")).scalar()) == 1
+            await steady.read(users)
+        assert await steady.read(users) == 1
+        assert await steady.write(lambda session: session.execute(text("SELECT 1")).scalar()) == 1
     finally:
-        await db.dispose()
+        await eager.dispose()
+        await steady.dispose()
 
 
 @pytest.mark.postgres

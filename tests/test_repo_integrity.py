@@ -49,6 +49,7 @@ from repository import (
     upsert_memory,
 )
 from repository.tables import MemoryRow, MessageRow
+from repository.textsearch import Analyzer
 from tests.repo_helpers import two_users_two_agents
 
 pytestmark = pytest.mark.anyio
@@ -259,11 +260,7 @@ async def test_committed_work_survives_a_new_connection(db, database_url, world)
 
 
 def _term(word: str) -> str:
-    try:
-        from repository.textsearch import normalize_for_index
-    except ImportError:  # an index without a Python-side analyzer stores the words themselves
-        return word
-    return normalize_for_index(word)
+    return Analyzer().index_text(word)
 
 
 async def _fts_seqs(session, table: str, word: str) -> set[int]:

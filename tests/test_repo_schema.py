@@ -30,7 +30,9 @@ from repository import (
     list_memories,
     search_messages,
 )
-from repository.messages import session_token
+from repository.runtime import Bounds
+from repository.textsearch import Analyzer
+from repository.visibility import session_token
 from repository.migrate import HEAD_REVISION, KNOWN_REVISIONS, current_revision, downgrade, upgrade
 
 pytestmark = pytest.mark.anyio
@@ -48,7 +50,7 @@ async def assert_downgrade_rebuilds_the_index(db, revision: str, table: str, wor
     await downgrade(db.engine, revision)
     if db.dialect == "sqlite":
         async with db.transaction(readonly=True) as s:
-            assert await fts_count(s, table, repository.query_terms(word)[0]) == expected
+            assert await fts_count(s, table, Analyzer().query_terms(word)[0]) == expected
 
 APP_TABLES = {"users", "agents", "sessions", "messages", "memories"}
 
@@ -282,8 +284,7 @@ async def test_unsupported_database_url_is_invalid_input():
         Database("mysql+aiomysql://user@localhost/db")
 
 
-async def test_memories_stored_before_0002_are_found_through_their_scope_tokens(empty_db, monkeypatch):
-    import repository.search as search_module
+async def test_memories_stored_before_0002_are_found_through_their_scope_tokens(empty_db):
     from repository import get_or_create_agent_by_name, get_or_create_user_by_email, search_memories, upsert_memory
 
     await upgrade(empty_db.engine, "0001")
@@ -295,13 +296,14 @@ async def test_memories_stored_before_0002_are_found_through_their_scope_tokens(
     await upgrade(empty_db.engine)  # 0002 rebuilds the SQLite index with a scope token per memory
 
     # Newest-first candidates (a one-posting budget forces them) use the tokens on SQLite.
-    monkeypatch.setattr(search_module, "CANDIDATE_POSTINGS", 1)
-    async with empty_db.transaction(readonly=True) as s:
+    small = Database(empty_db.url, bounds=Bounds(candidate_postings=1))
+    async with small.transaction(readonly=True) as s:
         hits = await search_memories(s, "stored before", user_id=user.id, agent_id=agent.id)
         assert sorted(h.memory.content for h in hits) == [f"stored before {i}" for i in range(3)]
         if empty_db.dialect == "sqlite":
             token = f"z{agent.id.hex}x{user.id.hex}"
             assert await fts_count(s, "memories", token) == 3
+    await small.dispose()
     await assert_downgrade_rebuilds_the_index(empty_db, "0001", "memories", "stored", 3)
 
 
@@ -355,9 +357,7 @@ async def test_0004_bounds_the_gin_pending_lists_on_postgresql(empty_db):
         assert [options for _, options in (await s.execute(query)).all()] == [None, None]
 
 
-async def test_messages_stored_before_0005_are_found_through_their_session_tokens(empty_db, monkeypatch):
-    import repository.search as search_module
-
+async def test_messages_stored_before_0005_are_found_through_their_session_tokens(empty_db):
     await upgrade(empty_db.engine, "0004")
     async with empty_db.transaction() as s:
         user = await get_or_create_user_by_email(s, "old@example.com")
@@ -367,11 +367,12 @@ async def test_messages_stored_before_0005_are_found_through_their_session_token
         await add_messages(s, said)
     await upgrade(empty_db.engine)  # 0005 rebuilds the SQLite index with a session token per message
 
-    monkeypatch.setattr(search_module, "CANDIDATE_POSTINGS", 1)  # newest-first candidates, which use the tokens
-    async with empty_db.transaction(readonly=True) as s:
+    small = Database(empty_db.url, bounds=Bounds(candidate_postings=1))  # newest-first candidates use the tokens
+    async with small.transaction(readonly=True) as s:
         hits = await search_messages(s, "said before", user_id=user.id)
         assert [h.message.text_content for h in hits] == [f"said before {i}" for i in (2, 1, 0)]
         if empty_db.dialect == "sqlite":
             token = session_token(chat.id)
             assert await fts_count(s, "messages", token) == 3
+    await small.dispose()
     await assert_downgrade_rebuilds_the_index(empty_db, "0004", "messages", "said", 3)

@@ -30,7 +30,7 @@ from repository import (
     update_message,
     update_session,
 )
-from repository._paging import encode_cursor
+from repository.paging import encode_cursor
 from tests.repo_helpers import two_users_two_agents
 
 pytestmark = pytest.mark.anyio

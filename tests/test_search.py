@@ -18,13 +18,19 @@ from repository import (
     delete_memory,
     get_or_create_agent_by_name,
     get_or_create_user_by_email,
-    query_terms,
     search_memories,
     search_messages,
     update_memory,
     upsert_memory,
 )
-from repository.messages import session_token
+from repository.database import Database
+from repository.runtime import Bounds
+from repository.search.corpus import MEMORIES
+from repository.search.engine import engine_of
+from repository.search.planning import plan as make_plan
+from repository.search.types import Stats
+from repository.textsearch import Analyzer
+from repository.visibility import session_token
 from repository.models import MemoryUpdate
 from repository.search_index import MEMORY_NEIGHBOUR_WINDOW, _Doc, contexts
 from repository.tables import MemoryRow
@@ -50,6 +56,15 @@ async def actor(db):
         for fact in FACTS:
             await upsert_memory(s, MemoryCreate(content=fact, user_id=user.id, agent_id=agent.id))
     return user.id, agent.id
+
+
+def query_terms(question):
+    return Analyzer().query_terms(question)
+
+
+def bounded(db, **bounds):
+    """A second Database on the same data with smaller bounds: small numbers stand in for a large collection."""
+    return Database(db.url, bounds=Bounds(**bounds))
 
 
 async def _search(db, actor, query, **kwargs):
@@ -277,15 +292,14 @@ async def test_named_update_keeps_the_stored_description_searchable(db, actor):
 
 
 def _stats(n_docs, df):
-    from repository.search import _Stats
+    return Stats(n_docs=n_docs, avg_body=10.0, avg_ctx=40.0, df=df)
 
-    return _Stats(n_docs=n_docs, avg_body=10.0, avg_ctx=40.0, df=df)
+
+def _plan(terms, stats):
+    return make_plan(terms, stats, Bounds(candidate_postings=2_000, common_term_share=0.25))
 
 
 def test_plan_ranks_the_rarest_terms_that_fit_the_budget():
-    from repository.search import CANDIDATE_POSTINGS, _plan
-
-    assert CANDIDATE_POSTINGS == 2_000
     stats = _stats(100_000, {"rare": 1, "odd": 10, "dog": 900, "cat": 1500})
     plan = _plan(["cat", "rare", "dog", "odd", "gone"], stats)
     # 1 + 10 + 900 fit; adding cat (1500) would not. Query order is kept; absent words are dropped.
@@ -293,8 +307,6 @@ def test_plan_ranks_the_rarest_terms_that_fit_the_budget():
 
 
 def test_plan_leaves_out_words_in_most_rows_unless_nothing_else_is_left():
-    from repository.search import _plan
-
     small = _stats(100, {"caroline": 60, "adopt": 3})
     assert _plan(["caroline", "adopt"], small).terms == ["adopt"]
     only_common = _plan(["caroline"], small)
@@ -333,54 +345,49 @@ def test_bm25f_counts_whole_stems_including_back_to_back_repeats(avg_len):
 
 
 def test_plan_takes_the_newest_rows_when_even_the_rarest_word_is_too_common():
-    from repository.search import _plan
-
     plan = _plan(["user", "meeting", "absent"], _stats(1_000_000, {"user": 400_000, "meeting": 250_000}))
     assert plan is not None and not plan.ranked and plan.terms == ["meeting", "user"]
     assert _plan(["absent"], _stats(10, {})) is None
 
 
-async def test_common_words_search_the_newest_rows_holding_all_of_them(db, actor, monkeypatch):
-    import repository.search as search_module
-
+async def test_common_words_search_the_newest_rows_holding_all_of_them(db, actor):
     # A tiny budget stands in for a large collection: 'apple' and 'pie' are each too common to rank every match.
-    monkeypatch.setattr(search_module, "CANDIDATE_POSTINGS", 3)
-    monkeypatch.setattr(search_module, "CANDIDATES", 3)
+    small = bounded(db, candidate_postings=3, candidates=3)
     async with db.transaction() as s:
         other = await get_or_create_user_by_email(s, "eve@example.com")
         for i in range(4):
             await upsert_memory(s, MemoryCreate(content=f"apple pie recipe {i}", user_id=actor[0], agent_id=actor[1]))
         for i in range(4):  # newer, but not visible: never candidates
             await upsert_memory(s, MemoryCreate(content=f"apple pie secret {i}", user_id=other.id, agent_id=actor[1]))
-    results = await _search(db, actor, "apple pie")
+    results = await _search(small, actor, "apple pie")
+    await small.dispose()
     # The three newest visible rows holding both words, nothing older and nothing of Eve's.
     assert sorted(results) == [f"apple pie recipe {i}" for i in (1, 2, 3)]
 
 
-async def test_common_words_top_up_with_rows_holding_any_of_them(db, actor, monkeypatch):
-    import repository.search as search_module
-
-    monkeypatch.setattr(search_module, "CANDIDATE_POSTINGS", 1)
+async def test_common_words_top_up_with_rows_holding_any_of_them(db, actor):
+    small = bounded(db, candidate_postings=1)
     async with db.transaction() as s:
         for i in range(3):
             await upsert_memory(s, MemoryCreate(content=f"plum jam {i}", user_id=actor[0], agent_id=actor[1]))
         await upsert_memory(s, MemoryCreate(content="plum and quince", user_id=actor[0], agent_id=actor[1]))
         # Agent-wide, so no neighbour lends it 'plum': only the top-up (rows holding any word) can find it.
         await upsert_memory(s, MemoryCreate(content="quince paste", user_id=None, agent_id=actor[1]))
-    results = await _search(db, actor, "plum quince")
+    results = await _search(small, actor, "plum quince")
+    await small.dispose()
     assert results[0] == "plum and quince"
     # (Rows lent a word by their neighbours' context may come too; these must.)
     assert {"plum and quince", "quince paste", "plum jam 0", "plum jam 1", "plum jam 2"} <= set(results)
 
 
-async def test_cached_document_frequencies_are_refreshed_when_the_collection_drifts(db, actor, monkeypatch):
-    import repository.search as search_module
+async def test_cached_document_frequencies_are_refreshed_when_the_collection_drifts(db, actor):
+    cached = bounded(db, df_cache_min=1)  # cache every term, as large collections cache common ones
 
-    monkeypatch.setattr(search_module, "DF_CACHE_MIN", 1)  # cache every term, as large collections cache common ones
+    def stats_of(session, term):
+        return engine_of(session).dialect.stats(session, MEMORIES, [term])
 
     async def df_of(term):
-        async with db.transaction(readonly=True) as s:
-            return (await s.run_sync(search_module._stats, "memory", "memories_fts", [term])).df.get(term)
+        return (await cached.read(stats_of, term)).df.get(term)
 
     before = await df_of("teal")
     async with db.transaction() as s:
@@ -398,15 +405,13 @@ async def test_cached_document_frequencies_are_refreshed_when_the_collection_dri
     async with db.transaction(readonly=True) as s:
         exact = len(await search_memories(s, "teal", user_id=actor[0], agent_id=actor[1], limit=50))
     assert await df_of("teal") == exact > same_size
+    await cached.dispose()
 
 
-async def test_newest_first_walks_each_visibility_partition_without_crossing_users(db, actor, monkeypatch):
-    import repository.search as search_module
-
+async def test_newest_first_walks_each_visibility_partition_without_crossing_users(db, actor):
     # One candidate: on PostgreSQL the estimated matches now outweigh the cost of walking the key backwards, so the
     # per-(agent, user) walks are merged; on SQLite the FTS5 index walks rowids. Both must give the newest visible.
-    monkeypatch.setattr(search_module, "CANDIDATE_POSTINGS", 3)
-    monkeypatch.setattr(search_module, "CANDIDATES", 1)
+    small = bounded(db, candidate_postings=3, candidates=1)
     async with db.transaction() as s:
         other = await get_or_create_user_by_email(s, "eve@example.com")
         for i in range(4):
@@ -414,21 +419,18 @@ async def test_newest_first_walks_each_visibility_partition_without_crossing_use
         await upsert_memory(s, MemoryCreate(content="apple pie for the agent", user_id=None, agent_id=actor[1]))
         for i in range(4):
             await upsert_memory(s, MemoryCreate(content=f"apple pie secret {i}", user_id=other.id, agent_id=actor[1]))
-    assert await _search(db, actor, "apple pie") == ["apple pie for the agent"]
-    assert await _search(db, actor, "apple pie", filters=MemoryFilters(scopes=frozenset({"user"}))) == [
+    assert await _search(small, actor, "apple pie") == ["apple pie for the agent"]
+    assert await _search(small, actor, "apple pie", filters=MemoryFilters(scopes=frozenset({"user"}))) == [
         "apple pie recipe 3"
     ]
+    await small.dispose()
 
 
 @pytest.mark.parametrize("session_walks", [200, 1])
-async def test_newest_first_history_walks_stay_in_the_callers_sessions(db, actor, monkeypatch, session_walks):
-    """Within MAX_SESSION_WALKS sessions each is walked (its token required on SQLite); beyond, one walk over all
+async def test_newest_first_history_walks_stay_in_the_callers_sessions(db, actor, session_walks):
+    """Within max_session_walks sessions each is walked (its token required on SQLite); beyond, one walk over all
     messages. Either way the newest of the caller's own matching messages come back, never another user's."""
-    import repository.search as search_module
-
-    monkeypatch.setattr(search_module, "CANDIDATE_POSTINGS", 3)
-    monkeypatch.setattr(search_module, "CANDIDATES", 1)
-    monkeypatch.setattr(search_module, "MAX_SESSION_WALKS", session_walks)
+    small = bounded(db, candidate_postings=3, candidates=1, max_session_walks=session_walks)
     async with db.transaction() as s:
         other = await get_or_create_user_by_email(s, "eve@example.com")
         mine = [await create_session(s, SessionCreate(user_id=actor[0], agent_id=actor[1])) for _ in range(2)]
@@ -436,7 +438,7 @@ async def test_newest_first_history_walks_stay_in_the_callers_sessions(db, actor
         for i, chat in enumerate([*mine, theirs, theirs]):
             texts = [f"apple pie note {i}.{k}" for k in range(3)]
             await add_messages(s, [MessageCreate(session_id=chat.id, role="user", text_content=t) for t in texts])
-    async with db.transaction(readonly=True) as s:
+    async with small.transaction(readonly=True) as s:
         hits = await search_messages(s, "apple pie", user_id=actor[0])
         assert [h.message.text_content for h in hits] == ["apple pie note 1.2"]
         only_first = await search_messages(s, "apple pie", user_id=actor[0], session_ids=[mine[0].id])
@@ -446,16 +448,16 @@ async def test_newest_first_history_walks_stay_in_the_callers_sessions(db, actor
             token = session_token(theirs.id)
             found = await s.execute(text(f"SELECT count(*) FROM messages_fts WHERE messages_fts MATCH '\"{token}\"'"))
             assert found.scalar() == 6
+    await small.dispose()
 
 
 async def test_postgresql_walks_the_key_only_when_matches_are_dense(db):
-    from repository.search import _match_condition, _Plan
-    from repository.tables import MemoryRow
+    from repository.search.types import Plan
 
     def condition(matches: float, partitioned: bool = False):
         def check(sync_session):
-            plan = _Plan(["x"], ranked=False, all_terms_estimate=matches, any_term_estimate=matches, n_docs=1_000_000)
-            return _match_condition(sync_session, MemoryRow, "memories_fts", plan, every=True, partitioned=partitioned)
+            plan = Plan(["x"], ranked=False, all_terms_estimate=matches, any_term_estimate=matches, n_docs=1_000_000)
+            return engine_of(sync_session).dialect.match(MEMORIES, plan, every=True, partitioned=partitioned)
 
         return check
 
@@ -463,11 +465,12 @@ async def test_postgresql_walks_the_key_only_when_matches_are_dense(db):
         dense, sparse = await s.run_sync(condition(250_000)), await s.run_sync(condition(2_500))
         per_partition = await s.run_sync(condition(250_000, partitioned=True))
     # SQLite's FTS5 always walks its own index in rowid order: nothing to choose.
-    assert (dense[3], sparse[3]) == ((True, False) if db.dialect == "postgresql" else (False, False))
+    walks = (dense.walks_key, sparse.walks_key)
+    assert walks == ((True, False) if db.dialect == "postgresql" else (False, False))
     if db.dialect == "postgresql":
         # Walks per partition test each row with the function form of @@, which no GIN index can serve; the one
         # walk over the whole table leaves the planner free to use GIN instead.
-        assert "ts_match_vq" in str(per_partition[1]) and "@@" in str(dense[1])
+        assert "ts_match_vq" in str(per_partition.where) and "@@" in str(dense.where)
 
 
 async def test_neighbour_contexts_match_a_full_rebuild_after_every_kind_of_write(db, actor):

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from repository.scope import scope_key_sql
+from repository.migration_support import scope_key_sql
 
 revision: str = "0001"
 down_revision: str | None = None

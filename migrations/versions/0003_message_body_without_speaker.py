@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from repository.textsearch import normalize_for_index
+from repository.migration_support import Analyzer
 
 revision: str = "0003"
 down_revision: str | None = "0002"
@@ -29,6 +29,7 @@ BATCH = 1_000
 
 def _reindex(with_name: bool) -> None:
     conn = op.get_bind()
+    analyzer = Analyzer()
     sessions = conn.execute(sa.text("SELECT DISTINCT session_id FROM messages WHERE name IS NOT NULL")).scalars()
     update = sa.text("UPDATE messages SET search_body = :body, search_ctx = :ctx WHERE seq = :seq")
     for session_id in list(sessions):
@@ -40,7 +41,7 @@ def _reindex(with_name: bool) -> None:
             {"sid": session_id},
         ).all()
         bodies = [
-            normalize_for_index(" ".join(p for p in ((row.name if with_name else None), row.text_content) if p))
+            analyzer.index_text(" ".join(p for p in ((row.name if with_name else None), row.text_content) if p))
             for row in rows
         ]
         changed = []

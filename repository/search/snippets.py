@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 
-from repository.textsearch import word_stem
+from repository.textsearch import Analyzer
 
 WINDOW_WORDS = 30
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 
 
-def snippet(text: str | None, terms: list[str], window: int = WINDOW_WORDS) -> str:
+def snippet(analyzer: Analyzer, text: str | None, terms: list[str], window: int = WINDOW_WORDS) -> str:
     """Up to `window` words around the densest cluster of query stems, matching words wrapped in [brackets]."""
     if not text:
         return ""
@@ -18,7 +18,7 @@ def snippet(text: str | None, terms: list[str], window: int = WINDOW_WORDS) -> s
     if not tokens:
         return text[:200]
     wanted = set(terms)
-    hits = [i for i, m in enumerate(tokens) if word_stem(m.group(0)) in wanted]
+    hits = [i for i, m in enumerate(tokens) if analyzer.word_stem(m.group(0)) in wanted]
     if not hits:
         start = 0
     else:

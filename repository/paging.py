@@ -7,46 +7,40 @@ import json
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from repository.errors import InvalidInputError
+from repository.limits import REPOSITORY_PAGE_MAX
 from repository.models import Page
+from repository.runtime import runtime_of
 
-MAX_PAGE_SIZE = 1000
 T = TypeVar("T")
 
 
 def check_window(limit: int, offset: int = 0) -> None:
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise InvalidInputError(f"limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}.")
+    if not 1 <= limit <= REPOSITORY_PAGE_MAX:
+        raise InvalidInputError(f"limit must be between 1 and {REPOSITORY_PAGE_MAX}, got {limit}.")
     if offset < 0:
         raise InvalidInputError(f"offset must be 0 or more, got {offset}.")
 
 
-# Listing totals count at most this many rows: an exact count reads every matching row (at 1M memories, a
-# sequential scan on each list call), and nobody pages through more than a few thousand rows by offset.
-COUNT_CAP = 10_000
+def count(session: Session, query: Select[Any]) -> int:
+    """The number of rows `query` would return, ignoring its ordering and window, up to the count cap + 1 (= "more").
+
+    The cap (`Bounds.count_cap`) keeps a listing from reading every matching row (at 1M memories, a sequential scan
+    on each list call).
+    """
+    cap = runtime_of(session).bounds.count_cap
+    counted = select(func.count()).select_from(query.order_by(None).limit(cap + 1).offset(None).subquery())
+    return int(session.execute(counted).scalar_one())
 
 
-def _count_query(query: Select[Any]) -> Select[Any]:
-    return select(func.count()).select_from(query.order_by(None).limit(COUNT_CAP + 1).offset(None).subquery())
-
-
-async def count(session: AsyncSession, query: Select[Any]) -> int:
-    """The number of rows `query` would return, ignoring its ordering and window, up to COUNT_CAP + 1 (= "more")."""
-    return int((await session.execute(_count_query(query))).scalar_one())
-
-
-def count_sync(session: Session, query: Select[Any]) -> int:
-    """`count` for synchronous repository code."""
-    return int(session.execute(_count_query(query)).scalar_one())
-
-
-def page_of(items: list[T], counted: int, limit: int, offset: int) -> Page[T]:
-    """A page whose total is `counted` from `count`, flagged when the count stopped at COUNT_CAP."""
-    capped = counted > COUNT_CAP
-    return Page[T](items=items, total=min(counted, COUNT_CAP), total_capped=capped, limit=limit, offset=offset)
+def page_of(session: Session, items: list[T], counted: int, limit: int, offset: int) -> Page[T]:
+    """A page whose total is `counted` from `count`, flagged when the count stopped at the cap."""
+    cap = runtime_of(session).bounds.count_cap
+    return Page[T](items=items, total=min(counted, cap), total_capped=counted > cap, limit=limit, offset=offset)
 
 
 def encode_cursor(kind: str, **values: Any) -> str:
@@ -72,11 +66,7 @@ def dialect_insert(session: AsyncSession | Session | str, table: Any) -> Any:
     """An INSERT with ON CONFLICT support for the session's backend, or for a dialect named directly (statements
     built ahead of any session). Both dialects spell it the same way."""
     dialect = session if isinstance(session, str) else session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table)
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
 
 
 def offset_from_cursor(cursor: str | None, kind: str) -> int:

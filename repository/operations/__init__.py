@@ -1,0 +1,57 @@
+"""The domain operations: one home for the rules every surface (MCP tools, resources, prompt, CLI, importer, and
+Python callers) shares.
+
+    ops = await Operations.open("sqlite+aiosqlite:///memory.db")
+    ada = await ops.identity.actor("ada@example.com", "helper")
+    await ops.memories.remember(ada, "Prefers tea", name="drink")
+    found = await ops.memories.recall(ada, "What does Ada drink?")
+    await ops.close()
+
+Every operation takes the acting `Actor` explicitly and runs in one unit of work of the `Database` (one worker-
+thread hop on SQLite). Failures are `RepositoryError`s with short sentences a person or a model can act on.
+"""
+
+from __future__ import annotations
+
+from repository.database import Database, EngineOptions
+from repository.limits import ContentLimits
+from repository.migrate import ensure_schema
+from repository.operations.conversations import ConversationOperations
+from repository.operations.identity import Identities
+from repository.operations.memories import MemoryOperations
+from repository.runtime import Bounds
+
+__all__ = ["ConversationOperations", "Identities", "MemoryOperations", "Operations"]
+
+
+class Operations:
+    """The operations of one database: memories, conversations and identity."""
+
+    def __init__(self, database: Database, limits: ContentLimits | None = None) -> None:
+        self.database = database
+        self.limits = limits or ContentLimits()
+        self.memories = MemoryOperations(database, self.limits)
+        self.conversations = ConversationOperations(database, self.limits)
+        self.identity = Identities(database)
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        options: EngineOptions | None = None,
+        bounds: Bounds | None = None,
+        limits: ContentLimits | None = None,
+        auto_migrate: bool = True,
+    ) -> Operations:
+        """Connect and bring the schema up to date (or refuse, see `ensure_schema`); `close()` it when done."""
+        database = Database(url, options, bounds)
+        try:
+            await ensure_schema(database.engine, auto_migrate=auto_migrate)
+        except BaseException:
+            await database.dispose()
+            raise
+        return cls(database, limits)
+
+    async def close(self) -> None:
+        await self.database.dispose()

@@ -1,0 +1,156 @@
+"""Memory operations: remember, recall, get, list, forget, import, and the agent's prompt, for an acting identity."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from repository.paging import next_offset_cursor, offset_from_cursor
+from repository.database import Database
+from repository.errors import InvalidInputError
+from repository.limits import BULK_MEMORIES_MAX, MEMORY_PAGE_MAX, SEARCH_RESULTS_MAX, ContentLimits
+from repository.memories import (
+    bulk_insert_memories_sync,
+    delete_memory_sync,
+    get_memory_sync,
+    list_memories_sync,
+    upsert_memory_sync,
+)
+from repository.models import Actor, Memory, MemoryCreate, MemoryRecord, MemoryWrite, ReadMode
+from repository.checks import check_aware, check_json_size, check_size
+from repository.operations.paging import check_limit
+from repository.operations.prompt import prompt_inputs_sync, render_prompt
+from repository.operations.results import FoundMemory, MemoryListing, MemorySearch
+from repository.partial import KEEP, Patch, given
+from repository.scopes import ALL_SCOPES, Scope, WritableScope, owner_columns, write_scope
+from repository.search import MemoryFilters, search_memories_sync
+from repository.search.snippets import snippet
+
+
+class MemoryOperations:
+    """The rules of memories, once for every surface: sizes, scopes, partial updates, visibility, limits."""
+
+    def __init__(self, database: Database, limits: ContentLimits) -> None:
+        self.database = database
+        self.limits = limits
+
+    async def remember(
+        self,
+        actor: Actor,
+        content: str,
+        *,
+        name: str | None = None,
+        scope: WritableScope | None = None,
+        session_id: uuid.UUID | None = None,
+        description: Patch[str | None] = KEEP,
+        metadata: Patch[dict[str, Any]] = KEEP,
+        read_mode: Patch[ReadMode] = KEEP,
+        expires_at: Patch[datetime | None] = KEEP,
+    ) -> MemoryWrite:
+        """Store a fact in `scope` ('user' by default; 'session' when only session_id is given).
+
+        With a name it is an upsert: the memory of that name in the scope is updated, and of the optional fields
+        only those not KEEP replace the stored values (a new memory takes the defaults for the others).
+        """
+        limit = self.limits.max_content_bytes
+        check_size("content", content, limit)
+        if description is not KEEP:
+            check_size("description", description, limit)
+        if metadata is not KEEP:
+            check_json_size("metadata", metadata, limit)
+        if not content.strip():
+            raise InvalidInputError("content is empty: pass the text of the fact to remember.")
+        if expires_at is not KEEP:
+            check_aware("expires_at", expires_at, "2030-01-01T00:00:00Z")
+        owner = owner_columns(write_scope(scope, session_id), actor, session_id)
+        changes = given(description=description, metadata=metadata, read_mode=read_mode, expires_at=expires_at)
+        data = MemoryCreate(content=content, name=name, **owner.model_dump(), **changes)  # type: ignore[arg-type]
+        return await self.database.write(upsert_memory_sync, data, replace=frozenset(changes))
+
+    async def recall(
+        self,
+        actor: Actor,
+        query: str,
+        *,
+        limit: int = 10,
+        scopes: Sequence[Scope] | None = None,
+        session_id: uuid.UUID | None = None,
+        metadata: dict[str, str | int | float | bool] | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> MemorySearch:
+        """Memories the actor may see that match `query`, best first, with the scopes searched and the terms used."""
+        check_size("query", query, self.limits.max_content_bytes)
+        check_limit(limit, SEARCH_RESULTS_MAX)
+        # SQLite's JSON paths cannot express these characters; refuse rather than silently match nothing.
+        if metadata and any(not key or '"' in key or "\\" in key for key in metadata):
+            raise InvalidInputError("metadata filter keys must be non-empty and free of quotes and backslashes.")
+        wanted: tuple[Scope, ...] = tuple(dict.fromkeys(scopes)) if scopes else ALL_SCOPES
+        filters = MemoryFilters(
+            scopes=frozenset(wanted),
+            session_id=session_id,
+            metadata=metadata,
+            created_after=created_after,
+            created_before=created_before,
+        )
+        hits = await self.database.read(
+            search_memories_sync, query, user_id=actor.user_id, agent_id=actor.agent_id, filters=filters, limit=limit
+        )
+        analyzer = self.database.runtime.analyzer
+        terms = analyzer.query_terms(query)
+        found = [FoundMemory(h.memory, h.score, snippet(analyzer, h.memory.content, terms)) for h in hits]
+        return MemorySearch(hits=found, terms=terms, scopes=wanted)
+
+    async def get(self, actor: Actor, memory_id: uuid.UUID) -> Memory:
+        return await self.database.read(get_memory_sync, memory_id, user_id=actor.user_id, agent_id=actor.agent_id)
+
+    async def list(
+        self,
+        actor: Actor,
+        *,
+        limit: int = 20,
+        cursor: str | None = None,
+        scope: Scope | None = None,
+        session_id: uuid.UUID | None = None,
+        name: str | None = None,
+        read_mode: ReadMode | None = None,
+    ) -> MemoryListing:
+        """The memories the actor may see, newest first, a page at a time (`cursor` from the previous page)."""
+        check_limit(limit, MEMORY_PAGE_MAX)
+        page = await self.database.read(
+            list_memories_sync,
+            visible_to_pair=(actor.user_id, actor.agent_id),
+            session_id=session_id,
+            read_mode=read_mode,
+            name=name,
+            scope_kind=scope,
+            limit=limit,
+            offset=offset_from_cursor(cursor, "memories"),
+        )
+        return MemoryListing(page.items, page.total, page.total_capped, next_offset_cursor("memories", page))
+
+    async def forget(self, actor: Actor, memory_id: uuid.UUID) -> Memory:
+        """Delete a memory the actor may see; read-only memories stay (an agent cannot delete them)."""
+        return await self.database.write(
+            delete_memory_sync, memory_id, user_id=actor.user_id, agent_id=actor.agent_id, allow_read_only=False
+        )
+
+    async def import_records(self, actor: Actor, records: Sequence[MemoryRecord]) -> int:
+        """Insert a batch of imported memories in one transaction; already stored ones are skipped. Returns how
+        many were inserted."""
+        if len(records) > BULK_MEMORIES_MAX:
+            raise InvalidInputError(f"At most {BULK_MEMORIES_MAX} memories per import batch, got {len(records)}.")
+        items = []
+        for record in records:
+            check_size("content", record.content, self.limits.max_content_bytes)
+            owner = owner_columns(record.scope, actor)
+            fields = record.model_dump(exclude={"scope"})
+            items.append(MemoryCreate(**fields, **owner.model_dump()))
+        return await self.database.write(bulk_insert_memories_sync, items)
+
+    async def agent_prompt(self, actor: Actor) -> str:
+        """The acting agent's system prompt, its placeholders filled from the system_prompt memories it may see."""
+        agent, memories = await self.database.read(prompt_inputs_sync, actor)
+        return render_prompt(agent, memories)

@@ -1,0 +1,220 @@
+"""Ranked search over memories and messages: full-text candidates, then BM25F in Python, on both backends.
+
+1. The question is reduced to stems (`Analyzer.query_terms`); none left means no results, not an error.
+2. Collection statistics (document frequencies, average field lengths) come from the database, the way the
+   dialect keeps them (repository.search.sqlite / .postgres).
+3. The plan (repository.search.planning) bounds the index entries the engine may score, whatever the size.
+4. The full-text index returns at most `Bounds.candidates` visible rows (stems only), ordered by the engine's cheap
+   rank or by recency.
+5. BM25F over body and neighbour context orders them, with the speaker and date boosts (repository.search.ranking).
+6. Only the winners are loaded in full.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, String, literal, select, union_all
+from sqlalchemy.orm import Session
+
+from repository.memories import MEMORY_COLUMNS
+from repository.messages import MESSAGE_COLUMNS
+from repository.models import Memory, Message
+from repository.query_dates import query_periods
+from repository.runtime import Runtime, runtime_of
+from repository.search.corpus import MEMORIES, MESSAGES, Corpus
+from repository.search.planning import plan as make_plan
+from repository.search.postgres import PostgresSearch
+from repository.search.ranking import rank
+from repository.search.sqlite import SqliteSearch
+from repository.search.types import Candidate, MemoryFilters, MemoryHit, MessageFilters, MessageHit, Plan
+from repository.tables import MemoryRow, MessageRow
+from repository.visibility import (
+    not_expired,
+    owned_sessions,
+    searchable_memories,
+    session_token,
+    visibility_partitions,
+    visibility_tokens,
+)
+
+
+class SearchEngine:
+    """Search for one database: its dialect's strategy (chosen once), its bounds and caches (the runtime's)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.bounds = runtime.bounds
+        self.dialect = SqliteSearch(runtime) if runtime.dialect == "sqlite" else PostgresSearch(runtime)
+
+    def memories(
+        self, session: Session, query: str, user_id: uuid.UUID, agent_id: uuid.UUID, filters: MemoryFilters, limit: int
+    ) -> list[MemoryHit]:
+        terms = self.runtime.analyzer.query_terms(query)
+        if not terms:
+            return []
+        stats = self.dialect.stats(session, MEMORIES, terms)
+        plan = make_plan(terms, stats, self.bounds)
+        if plan is None:
+            return []
+        conditions = [self._visible(user_id, agent_id, filters), *_memory_filters(filters)]
+        partitions, tokens = self._partitions(user_id, agent_id)
+        candidates = self._candidates(session, MEMORIES, plan, conditions, partitions, tokens)
+        ranked = self._top(candidates, terms, stats, query, limit)
+        rows = _load(session, (MemoryRow.seq, *MEMORY_COLUMNS), [c.seq for c, _ in ranked])
+        return [MemoryHit(Memory.model_validate(rows[c.seq]), score) for c, score in ranked if c.seq in rows]
+
+    def messages(
+        self, session: Session, query: str, user_id: uuid.UUID, filters: MessageFilters, limit: int
+    ) -> list[MessageHit]:
+        terms = self.runtime.analyzer.query_terms(query)
+        if not terms:
+            return []
+        stats = self.dialect.stats(session, MESSAGES, terms)
+        plan = make_plan(terms, stats, self.bounds)
+        if plan is None:
+            return []
+        owned = owned_sessions(user_id, filters.agent_id, filters.session_ids)
+        conditions: list[ColumnElement[bool]] = [MessageRow.session_id.in_(owned)]
+        if filters.roles:
+            conditions.append(MessageRow.role.in_(list(filters.roles)))
+        if filters.created_after is not None:
+            conditions.append(MessageRow.created_at >= filters.created_after)
+        if filters.created_before is not None:
+            conditions.append(MessageRow.created_at < filters.created_before)
+        partitions: list[ColumnElement[bool]] = []
+        tokens: list[str] = []
+        if not plan.ranked:
+            # Walking newest first, stay inside the caller's sessions (each one walked on its own index on
+            # PostgreSQL, its token required inside the full-text index on SQLite) rather than pass through
+            # everyone's messages. Beyond max_session_walks sessions, one walk over all messages, so the statement
+            # stays a bounded size.
+            walks = self.bounds.max_session_walks
+            sessions = session.execute(owned.limit(walks + 1)).scalars().all()
+            if not sessions:
+                return []
+            if len(sessions) <= walks:
+                partitions = [MessageRow.session_id == sid for sid in sessions]
+                tokens = [session_token(sid) for sid in sessions]
+        candidates = self._candidates(session, MESSAGES, plan, conditions, partitions, tokens)
+        ranked = self._top(candidates, terms, stats, query, limit)
+        rows = _load(session, MESSAGE_COLUMNS, [c.seq for c, _ in ranked])
+        return [MessageHit(Message.model_validate(rows[c.seq]), score) for c, score in ranked if c.seq in rows]
+
+    def _top(
+        self, candidates: list[Candidate], terms: list[str], stats: Any, query: str, limit: int
+    ) -> list[tuple[Candidate, float]]:
+        ranked = rank(self.runtime.analyzer, candidates, terms, stats, query_periods(query))
+        return ranked[: max(1, min(limit, self.bounds.max_results))]
+
+    def _visible(self, user_id: uuid.UUID, agent_id: uuid.UUID, filters: MemoryFilters) -> ColumnElement[bool]:
+        # SQL expressions are immutable, so the visibility part of a search is built once per caller and reused.
+        key = ("memories", user_id, agent_id, filters.scopes, filters.session_id)
+        scopes = sorted(filters.scopes)
+        return self.runtime.visibility.get(
+            key, lambda: searchable_memories(user_id, agent_id, scopes, filters.session_id)
+        )
+
+    def _partitions(
+        self, user_id: uuid.UUID, agent_id: uuid.UUID
+    ) -> tuple[list[ColumnElement[bool]], list[str]]:
+        built = (visibility_partitions, visibility_tokens)
+        return self.runtime.visibility.get(
+            ("partitions", user_id, agent_id), lambda: tuple(make(user_id, agent_id) for make in built)
+        )
+
+    def _candidates(
+        self,
+        session: Session,
+        corpus: Corpus,
+        plan: Plan,
+        conditions: Sequence[ColumnElement[bool]],
+        partitions: Sequence[ColumnElement[bool]] = (),
+        scope_tokens: Sequence[str] = (),
+    ) -> list[Candidate]:
+        """At most `Bounds.candidates` visible rows (seq and search columns) for the plan.
+
+        `partitions`: disjoint conditions, together equivalent to the visibility part of `conditions`, each served
+        by an index in key order. When PostgreSQL walks newest first, each partition is walked on its own index and
+        the results merged: one walk over the whole table would read every other user's rows too.
+        `scope_tokens` do the same for SQLite's full-text index.
+        """
+        limit = self.bounds.candidates
+        if plan.ranked:
+            return self._fetch(session, corpus, plan, conditions, partitions, scope_tokens, every=False)
+        found = self._fetch(session, corpus, plan, conditions, partitions, scope_tokens, every=True)
+        if len(found) < limit and len(plan.terms) > 1:
+            seen = {row.seq for row in found}
+            more = self._fetch(session, corpus, plan, conditions, partitions, scope_tokens, every=False)
+            found += [row for row in more if row.seq not in seen]
+        return found[:limit]
+
+    def _fetch(
+        self,
+        session: Session,
+        corpus: Corpus,
+        plan: Plan,
+        conditions: Sequence[ColumnElement[bool]],
+        partitions: Sequence[ColumnElement[bool]],
+        scope_tokens: Sequence[str],
+        *,
+        every: bool,
+    ) -> list[Candidate]:
+        rows, limit = corpus.rows, self.bounds.candidates
+        match = self.dialect.match(
+            corpus, plan, every=every, scope_tokens=scope_tokens, partitioned=bool(partitions)
+        )
+        # What ranking reads: the stems, and the creation time and speaker (messages only) that can boost a row.
+        speaker = rows.name if rows is MessageRow else literal(None, String)
+        statement = select(rows.seq, rows.search_body, rows.search_ctx, rows.created_at, speaker.label("speaker"))
+        if match.join is not None:
+            statement = statement.join(*match.join)
+        statement = statement.where(match.where, *conditions)
+        if match.walks_key and partitions:
+            walks = union_all(*(statement.where(p).order_by(match.order).limit(limit) for p in partitions)).subquery()
+            statement = select(*walks.c).order_by(walks.c.seq.desc())
+        else:
+            statement = statement.order_by(match.order)
+        return [Candidate(*row) for row in session.execute(statement.limit(limit)).all()]
+
+
+def engine_of(session: Session) -> SearchEngine:
+    """The search engine of the session's database, made on its first search."""
+    runtime = runtime_of(session)
+    if runtime.search is None:
+        runtime.search = SearchEngine(runtime)
+    engine: SearchEngine = runtime.search
+    return engine
+
+
+def _memory_filters(filters: MemoryFilters) -> list[ColumnElement[bool]]:
+    conditions = [not_expired()]
+    for key, value in (filters.metadata or {}).items():
+        element = MemoryRow.metadata_[key]
+        # Compare as the JSON type of the filter value: 2024 matches the number 2024, "2024" the string.
+        if isinstance(value, bool):
+            conditions.append(element.as_boolean() == value)
+        elif isinstance(value, int | float):
+            conditions.append(element.as_float() == float(value))
+        else:
+            conditions.append(element.as_string() == str(value))
+    if filters.created_after is not None:
+        conditions.append(MemoryRow.created_at >= filters.created_after)
+    if filters.created_before is not None:
+        conditions.append(MemoryRow.created_at < filters.created_before)
+    return conditions
+
+
+def _load(session: Session, columns: Sequence[Any], seqs: list[int]) -> dict[int, dict[str, Any]]:
+    """Full rows, as column mappings, for the few winners only: candidates carry just what ranking needs.
+
+    A winner deleted since the candidates were read is missing here (PostgreSQL reads each statement at its own
+    snapshot); the search leaves it out.
+    """
+    if not seqs:
+        return {}
+    seq = columns[0].table.c.seq
+    found = session.execute(select(*columns).where(seq.in_(seqs))).mappings()
+    return {row["seq"]: dict(row) for row in found}
