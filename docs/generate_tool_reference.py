@@ -67,14 +67,15 @@ async def render() -> str:
         lines += ["| parameter | type | required | description |", "|---|---|---|---|"]
         required = set(tool.input_schema.get("required", []))
         for name, schema in tool.input_schema["properties"].items():
-            default = f" (default `{schema['default']}`)" if "default" in schema and schema["default"] is not None else ""
+            default = (
+                f" (default `{schema['default']}`)" if "default" in schema and schema["default"] is not None else ""
+            )
             bounds = "".join(
                 f" {label} {schema[key]}." for key, label in (("minimum", "min"), ("maximum", "max")) if key in schema
             )
             description = (schema.get("description") or "").replace("|", "\\|")
-            lines.append(
-                f"| `{name}` | {_type(schema)} | {'yes' if name in required else 'no'} | {description}{default}{bounds} |"
-            )
+            needed = "yes" if name in required else "no"
+            lines.append(f"| `{name}` | {_type(schema)} | {needed} | {description}{default}{bounds} |")
         output = ", ".join(f"`{p}`" for p in (tool.output_schema or {}).get("properties", {}))
         lines += ["", f"Returns: {output}. Hints: {', '.join(flags) or 'writes'}; closed world.", ""]
     return "\n".join(lines).rstrip() + "\n"

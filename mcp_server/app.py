@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from importlib.metadata import PackageNotFoundError, version
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import ValidationError
@@ -99,7 +99,7 @@ def _inline_output_schemas(server: MCPServer[Any]) -> None:
     # FuncMetadata documents its fields as read live, so a schema replaced before the first tools/list is the one
     # published and the one results are checked against. The tool manager has no public iterator; the contract
     # tests fail if this stops taking effect.
-    for tool in server._tool_manager.list_tools():  # noqa: SLF001
+    for tool in server._tool_manager.list_tools():
         if tool.fn_metadata.output_schema is not None:
             tool.fn_metadata.output_schema = inline_refs(tool.fn_metadata.output_schema)
 

@@ -11,6 +11,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -76,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def load_settings(args: argparse.Namespace) -> Settings:
-    overrides: dict[str, object] = {
+    overrides: dict[str, Any] = {
         key: value
         for key, value in {
             "transport": args.transport,

@@ -53,7 +53,7 @@ def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             return await fn(*args, **kwargs)
         except ToolError:
             raise
-        except Exception as exc:  # noqa: BLE001 - translated, never swallowed
+        except Exception as exc:
             raise ToolError(safe_message(exc)) from exc
 
     return wrapper
@@ -68,7 +68,7 @@ def resource_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             return await fn(*args, **kwargs)
         except ResourceError:
             raise
-        except Exception as exc:  # noqa: BLE001 - translated, never swallowed
+        except Exception as exc:
             raise ResourceError(safe_message(exc)) from exc
 
     return wrapper

@@ -7,7 +7,7 @@ lock, in case a request reaches a tool by another path).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
@@ -20,12 +20,11 @@ if TYPE_CHECKING:
 
 # The annotation of a tool's context parameter. The SDK finds that parameter by this bare class (it does not see
 # through Context[AppState, ...]), so the alias stays unparameterised.
-Ctx: TypeAlias = Context  # type: ignore[type-arg]
+Ctx: TypeAlias = Context
 
 
 def app_state(ctx: Ctx) -> AppState:
-    state: AppState = ctx.request_context.lifespan_context
-    return state
+    return cast(AppState, ctx.request_context.lifespan_context)
 
 
 def identity_keys(state: AppState, headers: Any) -> tuple[str, str]:

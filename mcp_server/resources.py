@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 @resource_errors
 async def memory_resource(memory_id: str, ctx: Ctx) -> str:
     ops, actor = await acting(ctx)
-    memory = await ops.memories.get(actor, parse_id(memory_id, "memory_id", "use an id from search_memories or list_memories."))
+    memory = await ops.memories.get(
+        actor, parse_id(memory_id, "memory_id", "use an id from search_memories or list_memories.")
+    )
     return MemoryOut.of(memory).model_dump_json(indent=2)
 
 
@@ -96,9 +98,9 @@ async def _recent_sessions_json(ops: Operations, actor: Actor, limit: int) -> st
 
 
 def register(server: MCPServer[AppState], static_sessions: StaticSessions) -> None:
-    server.resource(
-        "memory://memories/{memory_id}", mime_type="application/json", description="One memory as JSON."
-    )(memory_resource)
+    server.resource("memory://memories/{memory_id}", mime_type="application/json", description="One memory as JSON.")(
+        memory_resource
+    )
     server.resource(
         "memory://sessions/{session_id}/history",
         mime_type="text/plain",

@@ -15,6 +15,7 @@ from repository.limits import COUNT_CAP
 from repository.models import Access, Memory, Message, ReadMode, Role, Session, SessionSummary
 from repository.scopes import Scope, scope_kind
 
+
 # Optional fields holding nothing (None, or a flag at False) are left out of results. Why: results are read twice
 # per call, by the model as text and by the client against the output schema, and both costs grow with every key
 # present; on a 50-message history page null tool fields were half of the schema check (5.6 ms -> 2.5 ms). Absent
@@ -67,7 +68,8 @@ def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
             return {**expand(defs[name], (*seen, name)), **siblings}
         return {key: expand(value, seen) for key, value in node.items() if key != "$defs"}
 
-    return expand(schema, ())
+    expanded: dict[str, Any] = expand(schema, ())
+    return expanded
 
 
 def _cut(text: str | None, limit: int | None) -> tuple[str | None, bool]:
@@ -88,14 +90,14 @@ class SessionOut(BaseModel):
 
     @classmethod
     def of(cls, session: Session | SessionSummary) -> SessionOut:
-        summary = hasattr(session, "message_count")
+        summary = session if isinstance(session, SessionSummary) else None
         return cls(
             id=str(session.id),
             name=session.name,
             platform=session.platform,
             metadata=session.metadata,
-            agent_name=session.agent_name if summary else None,
-            message_count=session.message_count if summary else None,
+            agent_name=summary.agent_name if summary else None,
+            message_count=summary.message_count if summary else None,
             created_at=session.created_at,
             updated_at=session.updated_at,
         )

@@ -125,7 +125,7 @@ class AppState:
 def _load_operations() -> type[Operations]:
     # Runs in a worker thread: the heavy imports (SQLAlchemy, both drivers, the data layer) overlap with the
     # protocol handshake instead of delaying it. The only import of the data layer's heavy modules in the surface.
-    import sqlalchemy.dialects.postgresql.asyncpg  # noqa: F401, PLC0415
+    import sqlalchemy.dialects.postgresql.asyncpg  # noqa: PLC0415
     import sqlalchemy.dialects.sqlite.aiosqlite  # noqa: F401, PLC0415
 
     from repository.operations import Operations  # noqa: PLC0415

@@ -30,8 +30,8 @@ from repository.limits import APPEND_BATCH_MAX, HISTORY_PAGE_MAX, SEARCH_RESULTS
 from repository.models import NewMessage, Role
 
 SESSION_ID_HINT = "pass the id returned by create_session or list_sessions."
-READ = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=False)
-APPEND = ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=False)
+READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+APPEND = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
 CREATED_AT_HELP = NewMessage.model_fields["created_at"].description
 
 
@@ -66,7 +66,9 @@ async def add_message(
     role: Annotated[Role, Field(description="Who spoke: user, assistant, system or tool.")],
     ctx: Ctx,
     text_content: Annotated[str | None, Field(description="The message text.")] = None,
-    name: Annotated[str | None, Field(max_length=200, description="Speaker's display name, e.g. in a group chat.")] = None,
+    name: Annotated[
+        str | None, Field(max_length=200, description="Speaker's display name, e.g. in a group chat.")
+    ] = None,
     tool_calls: Annotated[Any | None, Field(description="Tool calls the assistant made (JSON).")] = None,
     tool_outputs: Annotated[Any | None, Field(description="Tool results (JSON).")] = None,
     message_type: Annotated[str | None, Field(description="Optional kind, e.g. 'text', 'image'.")] = None,

@@ -7,7 +7,7 @@ the result; the rules live in the operation.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp_types import ToolAnnotations
@@ -25,12 +25,12 @@ from repository.scopes import Scope, WritableScope
 
 MEMORY_ID_HINT = "pass the id returned by store_memory, search_memories or list_memories."
 SESSION_ID_HINT = "pass the id returned by create_session."
-READ = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=False)
+READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 STORE = ToolAnnotations(
-    title="Store a memory", readOnlyHint=False, destructiveHint=False, idempotentHint=True, openWorldHint=False
+    title="Store a memory", read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
 )
 DELETE = ToolAnnotations(
-    title="Delete a memory", readOnlyHint=False, destructiveHint=True, idempotentHint=True, openWorldHint=False
+    title="Delete a memory", read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False
 )
 
 

@@ -22,10 +22,10 @@ R = TypeVar("R")
 def in_async_session(fn: Callable[Concatenate[Session, P], R]) -> Callable[Concatenate[AsyncSession, P], Awaitable[R]]:
     """The async form of a synchronous repository function: same arguments, an `AsyncSession` first."""
 
-    @functools.wraps(fn)
-    async def run(session: AsyncSession, *args: P.args, **kwargs: P.kwargs) -> R:
+    async def run(session: AsyncSession, /, *args: P.args, **kwargs: P.kwargs) -> R:
         return await session.run_sync(fn, *args, **kwargs)
 
+    functools.update_wrapper(run, fn)
     run.__name__ = fn.__name__.removesuffix("_sync")
     run.__qualname__ = run.__name__
     return run

@@ -25,7 +25,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session as SyncSession
 
-from repository.connection import EngineOptions, default_sqlite_url
+from repository.connection import EngineOptions
 from repository.errors import ConflictError, DatabaseUnavailableError, InvalidInputError, RepositoryError
 from repository.runtime import Bounds, Runtime
 
@@ -205,19 +205,19 @@ class Database:
         """
         factory = self._reader if readonly else self._writer
         with translate_errors():
-            async with factory() as session:
-                async with session.begin():
-                    if not readonly and self.dialect == "postgresql":
-                        await session.execute(_TAKE_WRITER_LOCK)
-                    yield session
+            async with factory() as session, session.begin():
+                if not readonly and self.dialect == "postgresql":
+                    await session.execute(_TAKE_WRITER_LOCK)
+                yield session
 
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run `fn(session, *args, **kwargs)` with a synchronous Session in a read-only unit of work.
 
         Why: each statement through aiosqlite is a round trip to its worker thread, and a search makes several
-        (measured: docs/benchmarks.md, "History"). On SQLite the whole unit of work runs in one worker-thread hop on a plain sqlite3 connection, in one read
-        transaction; on PostgreSQL it runs through the async session without BEGIN/COMMIT, each statement at its own
-        snapshot (as READ COMMITTED would give inside a transaction), so `fn` must only read.
+        (measured: docs/benchmarks.md, "History"). On SQLite the whole unit of work runs in one worker-thread hop
+        on a plain sqlite3 connection, in one read transaction; on PostgreSQL it runs through the async session
+        without BEGIN/COMMIT, each statement at its own snapshot (as READ COMMITTED would give inside a
+        transaction), so `fn` must only read.
         """
         return await self._run(fn, args, kwargs, readonly=True)
 
@@ -227,13 +227,16 @@ class Database:
         return await self._run(fn, args, kwargs, readonly=False)
 
     async def _run(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any], *, readonly: bool) -> T:
+        result: T
         if self.dialect != "sqlite":
             if readonly:
                 with translate_errors():
                     async with self._autocommit_reader() as session:
-                        return await session.run_sync(fn, *args, **kwargs)
+                        result = await session.run_sync(fn, *args, **kwargs)
+                        return result
             async with self.transaction() as session:
-                return await session.run_sync(fn, *args, **kwargs)
+                result = await session.run_sync(fn, *args, **kwargs)
+                return result
         # The engine is made here, on the event loop's thread: two worker threads must not both create one.
         call = functools.partial(self._run_in_thread, self._sync(), fn, args, kwargs, readonly)
         return await anyio.to_thread.run_sync(call)

@@ -11,17 +11,17 @@ import hashlib
 import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, bindparam, delete, literal_column, or_, select, text, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, delete, literal_column, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from repository.paging import check_window, count, dialect_insert, page_of
 from repository._sync import in_async_session
 from repository.clock import utcnow
 from repository.errors import InvalidInputError, NotFoundError, ReadOnlyError
 from repository.limits import BULK_MEMORIES_MAX
 from repository.models import Memory, MemoryCreate, MemoryScope, MemoryUpdate, MemoryWrite, Page
+from repository.paging import check_window, count, dialect_insert, page_of
 from repository.runtime import runtime_of
 from repository.scope_keys import SCOPE_COLUMNS, scope_key_exprs
 from repository.search_index import MEMORY_NEIGHBOUR_WINDOW, Neighbours, batch_contexts, memory_body, relink
@@ -29,7 +29,7 @@ from repository.tables import MemoryRow, SessionRow
 from repository.textsearch import Analyzer
 from repository.visibility import not_expired, scope_is, scope_kind_is, visible_to
 
-_table = MemoryRow.__table__
+_table = cast(Table, MemoryRow.__table__)
 
 
 # The columns of a `Memory`, for reads that return them as plain rows (no ORM instances; see messages.py).
@@ -133,9 +133,7 @@ def _upsert_statement(dialect: str, named: bool, fields: frozenset[str]) -> Any:
     return statement.returning(_table.c.seq, _table.c.search_body, *MEMORY_COLUMNS)
 
 
-def upsert_memory_sync(
-    session: Session, data: MemoryCreate, *, replace: Collection[str] | None = None
-) -> MemoryWrite:
+def upsert_memory_sync(session: Session, data: MemoryCreate, *, replace: Collection[str] | None = None) -> MemoryWrite:
     """Write a memory in one statement and say what happened.
 
     With a name: insert, or update the memory of that name in the same scope: its content, and of the optional

@@ -10,17 +10,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
-from repository.paging import check_window, count, decode_cursor, encode_cursor, page_of
 from repository._sync import in_async_session
 from repository.clock import utcnow
 from repository.errors import InvalidInputError, NotFoundError
 from repository.limits import REPOSITORY_MESSAGE_BATCH_MAX
 from repository.models import HistoryPage, Message, MessageCreate, MessageUpdate, Page
+from repository.paging import check_window, count, decode_cursor, encode_cursor, page_of
 from repository.runtime import runtime_of
 from repository.search_index import Neighbours, message_body, relink
 from repository.tables import MessageRow, SessionRow
@@ -95,7 +95,8 @@ def add_messages_sync(
 
 # The columns of a `Message`, for reads that return them: selected as plain rows they skip the ORM's identity map
 # and instance set-up (measured: docs/benchmarks.md, "History").
-MESSAGE_COLUMNS = tuple(MessageRow.__table__.c[name] for name in Message.model_fields)
+_table = cast(Table, MessageRow.__table__)
+MESSAGE_COLUMNS = tuple(_table.c[name] for name in Message.model_fields)
 
 
 def messages_of(rows: Any) -> list[Message]:
@@ -108,7 +109,7 @@ _SAME_SESSION = MessageRow.session_id == bindparam("n_session_id")
 
 def _relink(session: Session, session_id: uuid.UUID, seqs: list[int]) -> None:
     """Refresh the neighbour context of the messages around `seqs` (see repository.search_index)."""
-    relink(session, MessageRow.__table__, Neighbours("session", _SAME_SESSION, {"n_session_id": session_id}), seqs)
+    relink(session, _table, Neighbours("session", _SAME_SESSION, {"n_session_id": session_id}), seqs)
 
 
 def _row(session: Session, message_id: uuid.UUID, user_id: uuid.UUID | None) -> MessageRow:

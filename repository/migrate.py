@@ -60,14 +60,14 @@ def _alembic_config(**attributes: Any) -> Any:
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """Apply pending migrations (all in one transaction)."""
-    from alembic import command
+    from alembic import command  # noqa: PLC0415 - Alembic is slow to import and needed only to migrate
 
     async with locked_migration_connection(engine) as conn:
         await conn.run_sync(lambda sync: command.upgrade(_alembic_config(connection=sync), revision))
 
 
 async def downgrade(engine: AsyncEngine, revision: str = "base") -> None:
-    from alembic import command
+    from alembic import command  # noqa: PLC0415 - Alembic is slow to import and needed only to migrate
 
     async with locked_migration_connection(engine) as conn:
         await conn.run_sync(lambda sync: command.downgrade(_alembic_config(connection=sync), revision))

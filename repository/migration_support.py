@@ -13,7 +13,8 @@ In the other direction, the repository uses only `migrations.SCRIPT_LOCATION`.
 
 from __future__ import annotations
 
-from repository.database import create_engine, default_sqlite_url
+from repository.connection import default_sqlite_url
+from repository.database import create_engine
 from repository.migrate import locked_migration_connection
 from repository.scope_keys import scope_key_sql
 from repository.tables import Base

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -17,6 +17,8 @@ from repository.models import Page
 from repository.runtime import runtime_of
 
 T = TypeVar("T")
+# A select of any columns (Select is variadic in its column types).
+AnySelect: TypeAlias = Select[*tuple[Any, ...]]
 
 
 def check_window(limit: int, offset: int = 0) -> None:
@@ -26,7 +28,7 @@ def check_window(limit: int, offset: int = 0) -> None:
         raise InvalidInputError(f"offset must be 0 or more, got {offset}.")
 
 
-def count(session: Session, query: Select[Any]) -> int:
+def count(session: Session, query: AnySelect) -> int:
     """The number of rows `query` would return, ignoring its ordering and window, up to the count cap + 1 (= "more").
 
     The cap (`Bounds.count_cap`) keeps a listing from reading every matching row (at 1M memories, a sequential scan

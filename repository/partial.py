@@ -1,6 +1,6 @@
 """Partial updates: `KEEP` says "leave the stored value as it is", which `None` cannot say (it clears a field).
 
-    await ops.memories.remember(actor, "Prefers tea", name="drink", description=KEEP)  # the stored description stays
+await ops.memories.remember(actor, "Prefers tea", name="drink", description=KEEP)  # the stored description stays
 """
 
 from __future__ import annotations

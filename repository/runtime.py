@@ -113,4 +113,5 @@ def runtime_of(session: Session | AsyncSession) -> Runtime:
     runtime = info.get(_INFO_KEY)
     if runtime is None:
         runtime = info[_INFO_KEY] = Runtime(session.get_bind().dialect.name)
-    return runtime  # type: ignore[no-any-return]
+    found: Runtime = runtime
+    return found

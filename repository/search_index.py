@@ -41,14 +41,14 @@ def message_body(analyzer: Analyzer, text_content: str | None) -> str:
 
 
 @dataclass(frozen=True)
-class _Doc:
+class IndexedRow:
     seq: int
     created_at: datetime
     body: str
     ctx: str
 
 
-def contexts(docs: Sequence[_Doc], targets: Iterable[int], window: timedelta | None) -> dict[int, str]:
+def contexts(docs: Sequence[IndexedRow], targets: Iterable[int], window: timedelta | None) -> dict[int, str]:
     """The context string of each target position: bodies of up to CTX_WINDOW neighbours on each side."""
     result = {}
     for i in targets:
@@ -66,7 +66,7 @@ def contexts(docs: Sequence[_Doc], targets: Iterable[int], window: timedelta | N
 
 def batch_contexts(items: Sequence[tuple[datetime, str]], window: timedelta | None) -> list[str]:
     """Contexts for rows about to be inserted together, in order (neighbours within the batch only)."""
-    docs = [_Doc(i, created_at, body, "") for i, (created_at, body) in enumerate(items)]
+    docs = [IndexedRow(i, created_at, body, "") for i, (created_at, body) in enumerate(items)]
     found = contexts(docs, range(len(docs)), window)
     return [found[i] for i in range(len(docs))]
 
@@ -127,9 +127,11 @@ def relink(
     if not wanted:
         return
     cache = runtime_of(session).statements
-    statements: _Statements = cache.get(("relink", table.name, neighbours.key), lambda: _build_statements(table, neighbours))
+    statements: _Statements = cache.get(
+        ("relink", table.name, neighbours.key), lambda: _build_statements(table, neighbours)
+    )
     found = session.execute(statements.around, {**neighbours.params, "r_first": wanted[0], "r_last": wanted[-1]})
-    docs = sorted((_Doc(*row) for row in found), key=lambda doc: doc.seq)
+    docs = sorted((IndexedRow(*row) for row in found), key=lambda doc: doc.seq)
     positions = [doc.seq for doc in docs]
     targets: set[int] = set()
     for seq in wanted:

@@ -12,10 +12,10 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session as DbSession
 
-from repository.paging import check_window, count, page_of
 from repository._sync import in_async_session
 from repository.errors import NotFoundError
 from repository.models import Page, Session, SessionCreate, SessionSummary, SessionUpdate
+from repository.paging import check_window, count, page_of
 from repository.tables import AgentRow, SessionRow
 
 

@@ -6,6 +6,8 @@ stemmer and FTS5's porter disagree on many words, which made the two backends ra
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 # ---------------------------------------------------------------------------
 # Porter stemmer (M.F. Porter, 1980, "An algorithm for suffix stripping"),
 # transcribed from the reference C implementation (with its 'bli'->'ble' and
@@ -14,7 +16,10 @@ from __future__ import annotations
 
 
 class _Porter:
-    __slots__ = ("b", "k", "j")
+    __slots__ = ("b", "j", "k")
+    b: str
+    j: int
+    k: int
 
     def _cons(self, i: int) -> bool:
         ch = self.b[i]
@@ -113,7 +118,7 @@ class _Porter:
         if self._ends("y") and self._vowelinstem():
             self.b = self.b[: self.k] + "i" + self.b[self.k + 1 :]
 
-    _STEP2 = {
+    _STEP2: ClassVar[dict[str, tuple[tuple[str, str], ...]]] = {
         "a": (("ational", "ate"), ("tional", "tion")),
         "c": (("enci", "ence"), ("anci", "ance")),
         "e": (("izer", "ize"),),
@@ -123,13 +128,13 @@ class _Porter:
         "t": (("aliti", "al"), ("iviti", "ive"), ("biliti", "ble")),
         "g": (("logi", "log"),),
     }
-    _STEP3 = {
+    _STEP3: ClassVar[dict[str, tuple[tuple[str, str], ...]]] = {
         "e": (("icate", "ic"), ("ative", ""), ("alize", "al")),
         "i": (("iciti", "ic"),),
         "l": (("ical", "ic"), ("ful", "")),
         "s": (("ness", ""),),
     }
-    _STEP4 = {
+    _STEP4: ClassVar[dict[str, tuple[str, ...]]] = {
         "a": ("al",),
         "c": ("ance", "ence"),
         "e": ("er",),

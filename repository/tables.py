@@ -72,7 +72,6 @@ class UTCDateTime(TypeDecorator[datetime]):
 Timestamp = UTCDateTime()
 
 
-
 def _one_of(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 

@@ -109,10 +109,7 @@ class Analyzer:
         self._stem: Callable[[str], str] = functools.lru_cache(maxsize=stem_cache_size)(stem)
 
     def analyze(self, text: str, *, query: bool = False, stopwords: frozenset[str] | None = None) -> list[str]:
-        if stopwords is not None:
-            skip = stopwords | _CONTRACTIONS
-        else:
-            skip = _SKIP_QUERY if query else _SKIP_STORED
+        skip = (_SKIP_QUERY if query else _SKIP_STORED) if stopwords is None else stopwords | _CONTRACTIONS
         stem_of = self._stem
         return [
             stem_of(token) for token in raw_tokens(text) if token not in skip and (len(token) > 1 or token.isdigit())

@@ -11,11 +11,11 @@ import uuid
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from repository.paging import check_window, count, dialect_insert, page_of
 from repository._sync import in_async_session
 from repository.clock import utcnow
 from repository.errors import NotFoundError
 from repository.models import Page, User, UserCreate, UserUpdate
+from repository.paging import check_window, count, dialect_insert, page_of
 from repository.tables import UserRow
 
 

@@ -94,7 +94,7 @@ def searchable_memories(
 
 def owned_sessions(
     user_id: uuid.UUID, agent_id: uuid.UUID | None = None, session_ids: Sequence[uuid.UUID] | None = None
-) -> Select[tuple[uuid.UUID]]:
+) -> Select[uuid.UUID]:
     """The ids of the user's sessions (with one agent, among some sessions, when given): whose messages they see."""
     owned = select(SessionRow.id).where(SessionRow.user_id == user_id)
     if agent_id is not None:

@@ -28,7 +28,7 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def _run(coro):  # noqa: ANN001, ANN202 - session-scoped set-up outside any event loop
+def _run(coro):
     return asyncio.run(coro)
 
 

@@ -27,7 +27,9 @@ SCRIPT = shutil.which("agent-memory-mcp", path=str(Path(sys.executable).parent))
 
 def stdio(database_url: str, *extra: str) -> Client:
     return Client(
-        StdioServerParameters(command=SCRIPT, args=["--database-url", database_url, "--user", "e2e@example.com", *extra])
+        StdioServerParameters(
+            command=SCRIPT, args=["--database-url", database_url, "--user", "e2e@example.com", *extra]
+        )
     )
 
 
@@ -36,7 +38,10 @@ async def test_stdio_scenario_survives_a_restart(database_url):
         session = await call(client, "create_session", name="long chat")
         sid = session["id"]
         for start in range(0, 120, 40):
-            batch = [{"role": "user" if i % 2 else "assistant", "text_content": f"turn {i}"} for i in range(start, start + 40)]
+            batch = [
+                {"role": "user" if i % 2 else "assistant", "text_content": f"turn {i}"}
+                for i in range(start, start + 40)
+            ]
             await call(client, "add_messages", session_id=sid, messages=batch)
         await call(client, "add_message", session_id=sid, role="tool", tool_outputs={"temperature": 21})
         seen, cursor = [], None
@@ -84,7 +89,10 @@ async def test_stdout_carries_only_protocol(tmp_path):
     log_file = (tmp_path / "stderr.log").open("w")
     process = subprocess.Popen(
         [SCRIPT, "--database-url", url, "--log-level", "DEBUG"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=log_file,
+        text=True,
     )
     try:
         process.stdin.write(request)
@@ -135,7 +143,9 @@ async def test_http_scenario_with_per_request_identity(database_url):
     }
     process = subprocess.Popen(
         [SCRIPT, "--transport", "streamable-http", "--port", str(port), "--database-url", database_url],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}/mcp"
     try:
@@ -144,13 +154,20 @@ async def test_http_scenario_with_per_request_identity(database_url):
         @asynccontextmanager
         async def as_user(token: str):
             # The caller owns an http_client it passes in, so it closes it too.
-            async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
-                async with Client(streamable_http_client(url, http_client=http)) as client:
-                    yield client
+            async with (
+                httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http,
+                Client(streamable_http_client(url, http_client=http)) as client,
+            ):
+                yield client
 
         async with as_user("ada-token") as ada:
             sid = (await call(ada, "create_session", name="over http"))["id"]
-            await call(ada, "add_messages", session_id=sid, messages=[{"role": "user", "text_content": f"m{i}"} for i in range(30)])
+            await call(
+                ada,
+                "add_messages",
+                session_id=sid,
+                messages=[{"role": "user", "text_content": f"m{i}"} for i in range(30)],
+            )
             page = await call(ada, "get_session_history", session_id=sid, limit=10)
             assert [m["text_content"] for m in page["messages"]] == [f"m{i}" for i in range(20, 30)]
             stored = await call(ada, "store_memory", content="Ada keeps bees", name="hobby")
@@ -170,9 +187,19 @@ async def test_http_scenario_with_per_request_identity(database_url):
 
 def test_http_refuses_a_public_bind_without_tokens(tmp_path):
     result = subprocess.run(
-        [SCRIPT, "--transport", "streamable-http", "--host", "0.0.0.0", "--database-url",
-         f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"],
-        capture_output=True, text=True, timeout=30, env=os.environ | {"AGENT_MEMORY_HTTP_TOKENS": ""},
+        [
+            SCRIPT,
+            "--transport",
+            "streamable-http",
+            "--host",
+            "0.0.0.0",
+            "--database-url",
+            f"sqlite+aiosqlite:///{tmp_path / 'x.db'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=os.environ | {"AGENT_MEMORY_HTTP_TOKENS": ""},
     )
     assert result.returncode == 2 and "refusing" in result.stderr and result.stdout == ""
 
@@ -180,5 +207,12 @@ def test_http_refuses_a_public_bind_without_tokens(tmp_path):
 def test_help_documents_the_environment():
     result = subprocess.run([SCRIPT, "--help"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0
-    for needle in ("--transport", "--database-url", "--user", "--agent", "AGENT_MEMORY_DATABASE_URL", "AGENT_MEMORY_HTTP_TOKENS"):
+    for needle in (
+        "--transport",
+        "--database-url",
+        "--user",
+        "--agent",
+        "AGENT_MEMORY_DATABASE_URL",
+        "AGENT_MEMORY_HTTP_TOKENS",
+    ):
         assert needle in result.stdout

@@ -69,5 +69,7 @@ def test_missing_file_is_a_short_error(tmp_path):
 
 
 def test_import_reads_stdin(tmp_path):
-    result = _run("-", "--database-url", f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", stdin='{"content": "from a pipe"}\n')
+    result = _run(
+        "-", "--database-url", f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", stdin='{"content": "from a pipe"}\n'
+    )
     assert result.returncode == 0 and "read 1, imported 1" in result.stderr

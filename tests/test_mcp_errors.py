@@ -9,9 +9,30 @@ from tests.mcp_helpers import call, connect
 
 pytestmark = pytest.mark.anyio
 
-LEAKS = ("Traceback", "sqlalchemy", "sqlite3", "asyncpg", "SELECT", "INSERT", "psycopg", "File \"", "errors.pydantic")
-FTS_OPERATORS = ['"', '"unbalanced', "*", "-", ":", "NEAR(", "NEAR(a b)", "(", ")", "a AND", "OR", "NOT x", "^", "col:x",
-                 "'", "\\", "&|!", "<->", "a:*", "{}", "[]"]
+LEAKS = ("Traceback", "sqlalchemy", "sqlite3", "asyncpg", "SELECT", "INSERT", "psycopg", 'File "', "errors.pydantic")
+FTS_OPERATORS = [
+    '"',
+    '"unbalanced',
+    "*",
+    "-",
+    ":",
+    "NEAR(",
+    "NEAR(a b)",
+    "(",
+    ")",
+    "a AND",
+    "OR",
+    "NOT x",
+    "^",
+    "col:x",
+    "'",
+    "\\",
+    "&|!",
+    "<->",
+    "a:*",
+    "{}",
+    "[]",
+]
 
 
 def assert_clean_error(result, tool: str) -> str:
@@ -107,9 +128,16 @@ async def test_session_bound_bad_input(database_url):
         assert (await call(client, "get_session_history", session_id=sid))["messages"] == []
         # A cursor from another session is refused rather than silently mixing sessions.
         other = (await call(client, "create_session"))["id"]
-        await call(client, "add_messages", session_id=other, messages=[{"role": "user", "text_content": str(i)} for i in range(3)])
+        await call(
+            client,
+            "add_messages",
+            session_id=other,
+            messages=[{"role": "user", "text_content": str(i)} for i in range(3)],
+        )
         cursor = (await call(client, "get_session_history", session_id=other, limit=1))["next_cursor"]
-        assert_clean_error(await client.call_tool("get_session_history", {"session_id": sid, "cursor": cursor}), "history")
+        assert_clean_error(
+            await client.call_tool("get_session_history", {"session_id": sid, "cursor": cursor}), "history"
+        )
 
 
 async def test_oversize_content_is_refused_with_the_limit(database_url):
@@ -139,7 +167,7 @@ async def test_full_text_operators_never_raise(database_url, tool):
         sid = (await call(client, "create_session"))["id"]
         await call(client, "store_memory", content='He said "NEAR(the door)" -- col:x * AND OR NOT')
         await call(client, "add_message", session_id=sid, role="user", text_content="NEAR the door: a * b - c")
-        for query in FTS_OPERATORS + ['"NEAR(the door)"', "door*", "-door", "door:", "(door OR)", "\x00door"]:
+        for query in [*FTS_OPERATORS, '"NEAR(the door)"', "door*", "-door", "door:", "(door OR)", "\x00door"]:
             result = await client.call_tool(tool, {"query": query})
             if result.is_error:
                 # Only the NUL byte may be refused, and then cleanly.

@@ -15,12 +15,18 @@ async def test_sessions_and_messages(database_url):
         session = await call(client, "create_session", name="Trip", platform="cli", metadata={"lang": "fr"})
         assert session["name"] == "Trip" and session["metadata"] == {"lang": "fr"}
         message = await call(
-            client, "add_message", session_id=session["id"], role="assistant", text_content="Booked.",
+            client,
+            "add_message",
+            session_id=session["id"],
+            role="assistant",
+            text_content="Booked.",
             tool_calls=[{"name": "book", "arguments": {"seats": 2}}],
         )
         assert message["role"] == "assistant" and message["tool_calls"][0]["arguments"] == {"seats": 2}
         batch = await call(
-            client, "add_messages", session_id=session["id"],
+            client,
+            "add_messages",
+            session_id=session["id"],
             messages=[{"role": "user", "text_content": "Thanks"}, {"role": "tool", "tool_outputs": {"ok": True}}],
         )
         assert [m["role"] for m in batch["messages"]] == ["user", "tool"]
@@ -43,7 +49,9 @@ async def test_history_pages_visit_every_message_once_while_appending(database_u
     async with connect(database_url) as client:
         sid = (await call(client, "create_session"))["id"]
         texts = [f"message {i}" for i in range(23)]
-        await call(client, "add_messages", session_id=sid, messages=[{"role": "user", "text_content": t} for t in texts])
+        await call(
+            client, "add_messages", session_id=sid, messages=[{"role": "user", "text_content": t} for t in texts]
+        )
         seen: list[str] = []
         page = await call(client, "get_session_history", session_id=sid, limit=5)
         assert [m["text_content"] for m in page["messages"]] == texts[-5:]  # newest page first, chronological inside
@@ -98,7 +106,9 @@ async def test_memory_get_list_delete(database_url):
         page1 = await call(client, "list_memories", limit=3)
         page2 = await call(client, "list_memories", limit=3, cursor=page1["next_cursor"])
         assert page1["total"] == 5 and page2["next_cursor"] is None
-        assert [m["content"] for m in page1["memories"] + page2["memories"]] == [f"fact number {i}" for i in range(4, -1, -1)]
+        assert [m["content"] for m in page1["memories"] + page2["memories"]] == [
+            f"fact number {i}" for i in range(4, -1, -1)
+        ]
         deleted = await call(client, "delete_memory", memory_id=stored[0]["id"])
         assert deleted == {"id": stored[0]["id"], "deleted": True, "name": None}
         assert "No memory" in await call_error(client, "get_memory", memory_id=stored[0]["id"])
@@ -147,7 +157,9 @@ async def test_search_history_across_sessions(database_url):
     async with connect(database_url) as client:
         first = (await call(client, "create_session", name="one"))["id"]
         second = (await call(client, "create_session", name="two"))["id"]
-        await call(client, "add_message", session_id=first, role="user", text_content="We should visit Lisbon in spring")
+        await call(
+            client, "add_message", session_id=first, role="user", text_content="We should visit Lisbon in spring"
+        )
         await call(client, "add_message", session_id=second, role="user", text_content="My cat is called Miso")
         found = await call(client, "search_history", query="When are we going to Lisbon?")
         assert found["results"][0]["session_id"] == first and found["session_id"] is None

@@ -13,8 +13,21 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_wheel_ships_migrations_and_migrates_from_its_install_location(tmp_path):
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(ROOT)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert build.returncode == 0, build.stderr
     wheel = next(tmp_path.glob("agent_memory_mcp-*.whl"))
@@ -30,7 +43,9 @@ def test_wheel_ships_migrations_and_migrates_from_its_install_location(tmp_path)
     target = tmp_path / "installed"
     install = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(wheel)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert install.returncode == 0, install.stderr
     # Run from an unrelated directory with only the installed copy (plus the dependencies) importable.
@@ -45,9 +60,12 @@ def test_wheel_ships_migrations_and_migrates_from_its_install_location(tmp_path)
         "from mcp_server.cli import main; "
         f"sys.exit(main(['migrate', '--database-url', 'sqlite+aiosqlite:///{database}']))"
     )
-    result = subprocess.run([sys.executable, "-c", code],
-                            cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert "schema migrated" in result.stderr
-    again = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120)
+    again = subprocess.run(
+        [sys.executable, "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120
+    )
     assert again.returncode == 0 and "schema current" in again.stderr

@@ -13,7 +13,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_tool_reference_is_generated_from_the_current_schemas():
     result = subprocess.run(
         [sys.executable, str(ROOT / "docs" / "generate_tool_reference.py"), "--check"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
 

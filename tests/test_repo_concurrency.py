@@ -159,7 +159,22 @@ async def test_concurrent_writes_in_one_scope_never_deadlock(db):
         user = await create_user(s, UserCreate(email="busy@example.com"))
         agent = await create_agent(s, AgentCreate(name="busy"))
         chat = await create_session(s, SessionCreate(user_id=user.id, agent_id=agent.id))
-    words = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november".split()
+    words = [
+        "alpha",
+        "bravo",
+        "charlie",
+        "delta",
+        "echo",
+        "foxtrot",
+        "golf",
+        "hotel",
+        "india",
+        "juliet",
+        "kilo",
+        "lima",
+        "mike",
+        "november",
+    ]
 
     async def store(i: int):
         text = " ".join(words[(i * 3 + k) % len(words)] for k in range(6)) + f" fact {i}"

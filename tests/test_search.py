@@ -24,16 +24,16 @@ from repository import (
     upsert_memory,
 )
 from repository.database import Database
+from repository.models import MemoryUpdate
 from repository.runtime import Bounds
 from repository.search.corpus import MEMORIES
 from repository.search.engine import engine_of
 from repository.search.planning import plan as make_plan
 from repository.search.types import Stats
+from repository.search_index import MEMORY_NEIGHBOUR_WINDOW, IndexedRow, contexts
+from repository.tables import MemoryRow
 from repository.textsearch import Analyzer
 from repository.visibility import session_token
-from repository.models import MemoryUpdate
-from repository.search_index import MEMORY_NEIGHBOUR_WINDOW, _Doc, contexts
-from repository.tables import MemoryRow
 
 pytestmark = pytest.mark.anyio
 
@@ -340,7 +340,8 @@ def test_bm25f_counts_whole_stems_including_back_to_back_repeats(avg_len):
     ]
     weights, df = {"ab": 1.0, "x": 0.5}, {"ab": 4, "x": 2}
     got = bm25f_scores(weights, docs, (1.0, 0.35), df, 10, avg_len)
-    assert all(math.isclose(a, b) for a, b in zip(got, by_tokens(weights, docs, (1.0, 0.35), df, 10, avg_len)))
+    expected = by_tokens(weights, docs, (1.0, 0.35), df, 10, avg_len)
+    assert all(math.isclose(a, b) for a, b in zip(got, expected, strict=True))
     assert got[1] < got[0] and got[4] == 0.0  # 'abc' and 'bab' hold no 'ab'; an empty row scores nothing
 
 
@@ -520,7 +521,7 @@ async def test_neighbour_contexts_match_a_full_rebuild_after_every_kind_of_write
         for row in rows:
             groups.setdefault(key(row), []).append(row)
         for members in groups.values():
-            docs = [_Doc(r.seq, _aware(r.created_at), r.search_body, r.search_ctx) for r in members]
+            docs = [IndexedRow(r.seq, _aware(r.created_at), r.search_body, r.search_ctx) for r in members]
             expected = contexts(docs, range(len(docs)), window)
             assert {d.seq: d.ctx for d in docs} == expected
     assert len(memories) == len(FACTS) + 24 - 1 + 1 and len(messages) == 10

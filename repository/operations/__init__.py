@@ -13,7 +13,8 @@ thread hop on SQLite). Failures are `RepositoryError`s with short sentences a pe
 
 from __future__ import annotations
 
-from repository.database import Database, EngineOptions
+from repository.connection import EngineOptions
+from repository.database import Database
 from repository.limits import ContentLimits
 from repository.migrate import ensure_schema
 from repository.operations.conversations import ConversationOperations

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from sqlalchemy.orm import Session as DbSession
 
-from repository.paging import next_offset_cursor, offset_from_cursor
+from repository.checks import check_aware, check_json_size, check_size
 from repository.database import Database
 from repository.errors import InvalidInputError
 from repository.limits import (
@@ -22,9 +22,9 @@ from repository.limits import (
 )
 from repository.messages import add_messages_sync, get_history_sync, get_message_sync
 from repository.models import Actor, HistoryPage, Message, MessageCreate, NewMessage, Role, Session, SessionCreate
-from repository.checks import check_aware, check_json_size, check_size
 from repository.operations.paging import check_limit
 from repository.operations.results import FoundMessage, HistorySearch, SessionListing, Transcript
+from repository.paging import next_offset_cursor, offset_from_cursor
 from repository.search import search_messages_sync
 from repository.search.snippets import snippet
 from repository.sessions import create_session_sync, get_session_sync, list_sessions_sync

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from repository.paging import next_offset_cursor, offset_from_cursor
+from repository.checks import check_aware, check_json_size, check_size
 from repository.database import Database
 from repository.errors import InvalidInputError
 from repository.limits import BULK_MEMORIES_MAX, MEMORY_PAGE_MAX, SEARCH_RESULTS_MAX, ContentLimits
@@ -19,10 +19,10 @@ from repository.memories import (
     upsert_memory_sync,
 )
 from repository.models import Actor, Memory, MemoryCreate, MemoryRecord, MemoryWrite, ReadMode
-from repository.checks import check_aware, check_json_size, check_size
 from repository.operations.paging import check_limit
 from repository.operations.prompt import prompt_inputs_sync, render_prompt
 from repository.operations.results import FoundMemory, MemoryListing, MemorySearch
+from repository.paging import next_offset_cursor, offset_from_cursor
 from repository.partial import KEEP, Patch, given
 from repository.scopes import ALL_SCOPES, Scope, WritableScope, owner_columns, write_scope
 from repository.search import MemoryFilters, search_memories_sync

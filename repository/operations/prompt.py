@@ -28,9 +28,7 @@ def render_prompt(agent: Agent, memories: list[Memory]) -> str:
     """The filled prompt; without a system prompt, the agent's name and the remembered facts as a list."""
     # Narrower scopes win: a user's own memory overrides an agent-wide one of the same name.
     values: dict[str, str] = {}
-    ordered = sorted(
-        memories, key=lambda m: NARROWNESS[scope_kind(m.agent_id, m.user_id, m.session_id)], reverse=True
-    )
+    ordered = sorted(memories, key=lambda m: NARROWNESS[scope_kind(m.agent_id, m.user_id, m.session_id)], reverse=True)
     for memory in ordered:
         if memory.name:
             values[memory.name] = memory.content

@@ -27,7 +27,7 @@ MEMORIES = Corpus("memory", "memories_fts", MemoryRow)
 MESSAGES = Corpus("message", "messages_fts", MessageRow)
 
 
-def totals(corpus: Corpus) -> Select[Any]:
+def totals(corpus: Corpus) -> Select[int, int, int, str]:
     """Collection size and field lengths, shaped (count, body, ctx, term=NULL) to share a UNION with term counts."""
     return select(
         SearchStatsRow.n_docs, SearchStatsRow.body_len, SearchStatsRow.ctx_len, literal(None, String).label("term")

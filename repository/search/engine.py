@@ -113,17 +113,17 @@ class SearchEngine:
         # SQL expressions are immutable, so the visibility part of a search is built once per caller and reused.
         key = ("memories", user_id, agent_id, filters.scopes, filters.session_id)
         scopes = sorted(filters.scopes)
-        return self.runtime.visibility.get(
+        condition: ColumnElement[bool] = self.runtime.visibility.get(
             key, lambda: searchable_memories(user_id, agent_id, scopes, filters.session_id)
         )
+        return condition
 
-    def _partitions(
-        self, user_id: uuid.UUID, agent_id: uuid.UUID
-    ) -> tuple[list[ColumnElement[bool]], list[str]]:
-        built = (visibility_partitions, visibility_tokens)
-        return self.runtime.visibility.get(
-            ("partitions", user_id, agent_id), lambda: tuple(make(user_id, agent_id) for make in built)
+    def _partitions(self, user_id: uuid.UUID, agent_id: uuid.UUID) -> tuple[list[ColumnElement[bool]], list[str]]:
+        found: tuple[list[ColumnElement[bool]], list[str]] = self.runtime.visibility.get(
+            ("partitions", user_id, agent_id),
+            lambda: (visibility_partitions(user_id, agent_id), visibility_tokens(user_id, agent_id)),
         )
+        return found
 
     def _candidates(
         self,
@@ -163,9 +163,7 @@ class SearchEngine:
         every: bool,
     ) -> list[Candidate]:
         rows, limit = corpus.rows, self.bounds.candidates
-        match = self.dialect.match(
-            corpus, plan, every=every, scope_tokens=scope_tokens, partitioned=bool(partitions)
-        )
+        match = self.dialect.match(corpus, plan, every=every, scope_tokens=scope_tokens, partitioned=bool(partitions))
         # What ranking reads: the stems, and the creation time and speaker (messages only) that can boost a row.
         speaker = rows.name if rows is MessageRow else literal(None, String)
         statement = select(rows.seq, rows.search_body, rows.search_ctx, rows.created_at, speaker.label("speaker"))

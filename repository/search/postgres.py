@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import column, func, literal, literal_column, select, table, union_all
+from sqlalchemy import ColumnElement, column, func, literal, literal_column, select, table, union_all
 from sqlalchemy.orm import Session
 
 from repository.runtime import Runtime
@@ -40,7 +41,7 @@ class PostgresSearch:
         """
         rows = corpus.rows
         query = func.to_tsquery("simple", pg_tsquery(plan.terms, every=every))
-        vector = literal_column(f"{corpus.name}.search_tsv")
+        vector: ColumnElement[Any] = literal_column(f"{corpus.name}.search_tsv")
         if plan.ranked:
             return Match(join=None, where=vector.op("@@")(query), order=func.ts_rank(vector, query, 1).desc())
         # Newest first, PostgreSQL either walks a key backwards testing each row (about candidates * N / matches

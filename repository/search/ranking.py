@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from repository.search.types import Candidate, Stats
-from repository.textsearch import B, CTX_WEIGHT, DATE_BOOST, K1, SPEAKER_BOOST, Analyzer, bm25f_scores
+from repository.textsearch import CTX_WEIGHT, DATE_BOOST, K1, SPEAKER_BOOST, Analyzer, B, bm25f_scores
 
 
 def rank(

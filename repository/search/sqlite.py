@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import column, literal, literal_column, select, table, text, union_all
+from sqlalchemy import ColumnElement, column, literal, literal_column, select, table, text, union_all
 from sqlalchemy.orm import Session
 
 from repository.runtime import Runtime
@@ -91,6 +91,6 @@ class SqliteSearch:
             expression = "(" + " OR ".join(f'"{token}"' for token in scope_tokens) + f") AND ({expression})"
         where = text(f"{corpus.fts_name} MATCH :match").bindparams(match=expression)
         # FTS5 walks its index in rowid order itself, so LIMIT stops the walk early: no sort of every match.
-        bm25 = literal_column(f"bm25({corpus.fts_name}, 1.0, {CTX_WEIGHT})")
+        bm25: ColumnElement[float] = literal_column(f"bm25({corpus.fts_name}, 1.0, {CTX_WEIGHT})")
         order = fts.c.rowid.desc() if newest_first else bm25.asc()
         return Match(join=(fts, fts.c.rowid == corpus.rows.seq), where=where, order=order)
