@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test clean
+.PHONY: run test test-fast lint clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -m venv $(VENV) >&2
@@ -16,9 +16,18 @@ $(BIN)/.installed: pyproject.toml
 run: $(BIN)/.installed
 	@$(BIN)/agent-memory-mcp
 
-## Run the whole test suite on SQLite and PostgreSQL (127.0.0.1:5432).
-test: $(BIN)/.installed
+## Lint and type gates, then the whole test suite on SQLite and PostgreSQL (127.0.0.1:5432).
+test: lint
 	$(BIN)/python -m pytest
+
+## The inner loop: lint, types and every test not marked slow (no subprocesses, no wheel build).
+test-fast: lint
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check repository mcp_server migrations tests docs
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

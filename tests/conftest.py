@@ -13,10 +13,20 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from repository import Database, ensure_schema
+from repository import (
+    AgentCreate,
+    Database,
+    SessionCreate,
+    UserCreate,
+    create_agent,
+    create_session,
+    create_user,
+    ensure_schema,
+)
 
 PG_SERVER = os.environ.get("AGENT_MEMORY_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432")
 ON_CI = os.environ.get("CI", "").lower() == "true"
@@ -26,6 +36,15 @@ TABLES = ("memories", "messages", "sessions", "agents", "users", "search_terms")
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _settings_from_the_test_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own AGENT_MEMORY_* variables (a real database URL, tokens) must not reach the servers, CLI
+    runs and subprocesses the tests start: every test sets what it needs."""
+    for name in list(os.environ):
+        if name.startswith("AGENT_MEMORY_"):
+            monkeypatch.delenv(name)
 
 
 def _run(coro):
@@ -125,3 +144,16 @@ async def db(database_url: str) -> AsyncIterator[Database]:
         yield database
     finally:
         await database.dispose()
+
+
+@pytest.fixture
+async def world(db: Database) -> dict[str, Any]:
+    """The cast most repository tests need: users alice and bob, agents helper and other, and one session of
+    (alice, helper) named "chat"."""
+    async with db.transaction() as s:
+        alice = await create_user(s, UserCreate(email="alice@example.com"))
+        bob = await create_user(s, UserCreate(email="bob@example.com"))
+        helper = await create_agent(s, AgentCreate(name="helper"))
+        other = await create_agent(s, AgentCreate(name="other"))
+        chat = await create_session(s, SessionCreate(user_id=alice.id, agent_id=helper.id, name="chat"))
+    return {"alice": alice, "bob": bob, "helper": helper, "other": other, "chat": chat}

@@ -20,7 +20,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from tests.mcp_helpers import call, call_error
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # server subprocesses over stdio and HTTP
 
 SCRIPT = shutil.which("agent-memory-mcp", path=str(Path(sys.executable).parent)) or "agent-memory-mcp"
 

@@ -10,7 +10,7 @@ import pytest
 from tests.mcp_helpers import call, connect
 from tests.test_e2e import SCRIPT
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # runs the CLI as a subprocess
 
 
 def _run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

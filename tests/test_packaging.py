@@ -8,7 +8,11 @@ import sysconfig
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.slow  # builds and installs a wheel
 
 
 def test_wheel_ships_migrations_and_migrates_from_its_install_location(tmp_path):

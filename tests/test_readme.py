@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.slow  # runs the docs generator as a subprocess
 
 
 def test_tool_reference_is_generated_from_the_current_schemas():

@@ -110,6 +110,7 @@ PROCESSES = 4
 WRITES_EACH = 500
 
 
+@pytest.mark.slow
 def test_processes_writing_one_sqlite_file_lose_nothing(sqlite_template: Path, tmp_path: Path):
     path = tmp_path / "shared.db"
     shutil.copyfile(sqlite_template, path)

@@ -50,17 +50,16 @@ from repository import (
 )
 from repository.tables import MemoryRow, MessageRow
 from repository.textsearch import Analyzer
-from tests.repo_helpers import two_users_two_agents
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-async def world(db):
-    """Two users with a session each on one agent, a second agent, and memories of every scope."""
+async def world(db, world):
+    """The shared cast, with a session of alice with the other agent and one of bob, three messages in each session,
+    and memories of every scope."""
+    alice, bob, helper, other, a_chat = (world[k] for k in ("alice", "bob", "helper", "other", "chat"))
     async with db.transaction() as s:
-        alice, bob, helper, other = await two_users_two_agents(s)
-        a_chat = await create_session(s, SessionCreate(user_id=alice.id, agent_id=helper.id))
         a_other = await create_session(s, SessionCreate(user_id=alice.id, agent_id=other.id))
         b_chat = await create_session(s, SessionCreate(user_id=bob.id, agent_id=helper.id))
         await add_messages(
@@ -236,7 +235,7 @@ async def test_repository_error_midway_rolls_back_earlier_steps(db, world):
             await get_user(s, uuid.uuid4())
     async with db.transaction(readonly=True) as s:
         assert (await list_users(s)).total == 2
-        assert (await get_session(s, world["a_chat"].id)).name is None
+        assert (await get_session(s, world["a_chat"].id)).name == "chat"  # not "renamed"
         assert (await list_agents(s)).total == 2
 
 

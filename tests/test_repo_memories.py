@@ -17,10 +17,8 @@ from repository import (
     NotFoundError,
     ReadOnlyError,
     RepositoryError,
-    SessionCreate,
     bulk_insert_memories,
     create_memory,
-    create_session,
     delete_memory,
     get_memory,
     get_memory_by_name,
@@ -28,17 +26,8 @@ from repository import (
     update_memory,
     upsert_memory,
 )
-from tests.repo_helpers import two_users_two_agents
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def world(db):
-    async with db.transaction() as s:
-        alice, bob, helper, other = await two_users_two_agents(s)
-        chat = await create_session(s, SessionCreate(user_id=alice.id, agent_id=helper.id))
-    return {"alice": alice, "bob": bob, "helper": helper, "other": other, "chat": chat}
 
 
 async def _upsert(db, **fields):

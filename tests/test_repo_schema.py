@@ -265,6 +265,7 @@ def test_everything_is_importable_from_the_package():
         exec("from repository import no_such_name", {})
 
 
+@pytest.mark.slow
 def test_importing_the_models_does_not_load_sqlalchemy():
     code = (
         "import sys; import repository.models, repository.errors; "

@@ -31,18 +31,8 @@ from repository import (
     update_session,
 )
 from repository.paging import encode_cursor
-from tests.repo_helpers import two_users_two_agents
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def world(db):
-    """Two users, two agents, one session of (alice, helper)."""
-    async with db.transaction() as s:
-        alice, bob, helper, other = await two_users_two_agents(s)
-        chat = await create_session(s, SessionCreate(user_id=alice.id, agent_id=helper.id, name="chat"))
-    return {"alice": alice, "bob": bob, "helper": helper, "other": other, "chat": chat}
 
 
 async def _append(db, session_id, texts, role="user"):
