@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import os
 import platform
 import re
@@ -10,6 +11,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -95,6 +97,36 @@ def rss_mb(pid: int | None) -> float | None:
     return None
 
 
+# --- the long session ----------------------------------------------------------------------------------------------
+
+
+HISTORY_PAGE_MAX = 1000  # the largest page get_history serves
+
+
+def history_cursors(session: Any, session_id: uuid.UUID, user_id: uuid.UUID, count: int) -> dict[str, str]:
+    """Real `next_cursor`s into the history of a session of `count` messages, got by walking it newest first with
+    the public `get_history_sync` on `session`: "middle" opens the page that starts halfway back, "deepest" the
+    last full page of 50 (one older message is left after it)."""
+    from repository.messages import get_history_sync
+
+    skips = {"middle": count - (count - 1) // 2, "deepest": count - 51}
+    out: dict[str, str] = {}
+    cursor: str | None = None
+    done = 0
+    for name, skip in sorted(skips.items(), key=lambda item: item[1]):
+        if skip < 1:
+            raise ValueError(f"a session of {count} messages is too short for a {name} page of 50")
+        while done < skip:
+            take = min(skip - done, HISTORY_PAGE_MAX)
+            cursor = get_history_sync(session, session_id, user_id=user_id, limit=take, cursor=cursor).next_cursor
+            if cursor is None:
+                raise ValueError(f"session {session_id} has fewer than {count} messages")
+            done += take
+        assert cursor is not None
+        out[name] = cursor
+    return out
+
+
 # --- statistics ----------------------------------------------------------------------------------------------------
 
 
@@ -142,7 +174,7 @@ def check(result: Any, what: str) -> Any:
 
 
 def fmt(x: float | None, digits: int = 1) -> str:
-    if x is None or x != x:
+    if x is None or math.isnan(x):
         return "-"
     if abs(x) >= 100:
         return f"{x:,.0f}"
@@ -207,14 +239,21 @@ so each script replaces only its own.
 """
 
 
+# The hand-written history section stays last: a new script section goes before it.
+HISTORY_BEGIN = "<!-- history:begin -->"
+
+
 def write_section(name: str, body: str) -> None:
-    """Replace (or append) the `<!-- name:begin --> ... <!-- name:end -->` section of docs/benchmarks.md."""
+    """Replace (or add) the `<!-- name:begin --> ... <!-- name:end -->` section of docs/benchmarks.md."""
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     block = f"{begin}\n{body.rstrip()}\n{end}"
     text = DOCS.read_text() if DOCS.exists() else DOC_HEADER
-    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
     if pattern.search(text):
         text = pattern.sub(lambda _: block, text, count=1)
+    elif HISTORY_BEGIN in text:
+        head, _, tail = text.partition(HISTORY_BEGIN)
+        text = head.rstrip() + "\n\n" + block + "\n\n" + HISTORY_BEGIN + tail
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     DOCS.parent.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,8 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine, machine_line, table, write_section  # noqa: E402
+from _common import history_cursors, machine, machine_line, table, write_section
+from textgen import TextGen, queries
 
 # Tables that never grow past a handful of rows: a sequential scan is the right plan for them.
 TINY_TABLES = frozenset({"search_stats", "alembic_version"})
@@ -56,19 +57,25 @@ async def explain_hot_queries(
     share of the table, whose scope filters must stay selective)."""
     import uuid
 
-    from sqlalchemy import select
+    from sqlalchemy import func, select
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from repository import Database, MemoryCreate, MessageCreate, get_or_create_agent_by_name
-    from repository import get_or_create_user_by_email
-    from repository._paging import encode_cursor
-    from repository.memories import get_memory_sync, list_memories_sync, upsert_memory_sync
+    from repository import (
+        Database,
+        MemoryCreate,
+        MessageCreate,
+        get_or_create_agent_by_name,
+        get_or_create_user_by_email,
+    )
+    from repository.memories import (
+        get_memory_sync,
+        list_memories_sync,
+        upsert_memory_sync,
+    )
     from repository.messages import add_messages_sync, get_history_sync
     from repository.search import search_memories_sync, search_messages_sync
     from repository.sessions import list_sessions
     from repository.tables import MemoryRow, MessageRow, SessionRow, UserRow
-    from scale import queries
-    from textgen import TextGen
 
     db = Database(url)
     rows: list[dict[str, Any]] = []
@@ -85,12 +92,11 @@ async def explain_hot_queries(
             sid = uuid.UUID(session_id)
             mine = select(MemoryRow.id).where(MemoryRow.user_id == u).order_by(MemoryRow.seq.desc()).limit(1)
             memory_id = (await session.execute(mine)).scalar()
-            seqs = select(MessageRow.seq).where(MessageRow.session_id == sid)
-            lo = (await session.execute(seqs.order_by(MessageRow.seq).limit(1))).scalar()
-            hi = (await session.execute(seqs.order_by(MessageRow.seq.desc()).limit(1))).scalar()
+            count = select(func.count()).select_from(MessageRow).where(MessageRow.session_id == sid)
+            n_messages = (await session.execute(count)).scalar_one()
+            cursors = await session.run_sync(lambda ss: history_cursors(ss, sid, u, n_messages))
 
-            def page(at: int) -> Callable[[Any], Any]:
-                cursor = encode_cursor("history", s=str(sid), q=at, d="latest")
+            def page(cursor: str) -> Callable[[Any], Any]:
                 return lambda ss: get_history_sync(ss, sid, user_id=u, cursor=cursor)
 
             q = queries(TextGen())
@@ -112,8 +118,8 @@ async def explain_hot_queries(
             ops: list[tuple[str, Callable[[Any], Any]]] = [
                 *memory_ops("", u, memory_id),
                 ("get_session_history (latest)", lambda ss: get_history_sync(ss, sid, user_id=u)),
-                ("get_session_history (middle)", page((lo + hi) // 2)),
-                ("get_session_history (deepest)", page(lo + 51)),
+                ("get_session_history (middle)", page(cursors["middle"])),
+                ("get_session_history (deepest)", page(cursors["deepest"])),
                 ("search_history", lambda ss: search_messages_sync(ss, q["mixed"][1], user_id=u, agent_id=a)),
                 ("add_message", lambda ss: add_messages_sync(ss, [message], user_id=u)),
             ]
@@ -222,13 +228,13 @@ def render(rows: list[dict[str, Any]], note: str) -> str:
         "",
         machine_line(machine()),
         "",
-        f"{note} Command: `.venv/bin/python bench/explain.py --database-url URL --write` (`bench/scale.py "
+        (f"{note} Command: `.venv/bin/python bench/explain.py --database-url URL --write` (`bench/scale.py "
         "--backend postgres` runs it on its database at the largest N). Every statement a hot tool sends, with the "
         "scans the planner chose (`EXPLAIN (FORMAT JSON)`, current "
-        "statistics). Sequential scans of `search_stats` (one row per kind) are expected and not counted.",
+        "statistics). Sequential scans of `search_stats` (one row per kind) are expected and not counted."),
         "",
-        f"**Sequential scans of a growing table: {len(bad)}** ({len(rows)} statements checked). "
-        f"Bounded ones (under a LIMIT, so they stop after that many matching rows): {len(bounded)}.",
+        (f"**Sequential scans of a growing table: {len(bad)}** ({len(rows)} statements checked). "
+        f"Bounded ones (under a LIMIT, so they stop after that many matching rows): {len(bounded)}."),
         "",
         table(
             ["operation", "statement", "scans", "seq scan"],

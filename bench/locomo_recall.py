@@ -9,8 +9,9 @@ LLM Agents", arXiv:2402.17753), read in place from <repo>/../shared/data/locomo/
 it is never copied into the project.
 
 For each conversation, mode and backend: a fresh database (a SQLite file in a temp dir, or a PostgreSQL database on
-127.0.0.1:5432 created with asyncpg and dropped afterwards) and one server subprocess (the `agent-memory-mcp` console
-script, spawned by the SDK `mcp.Client` over stdio). Everything goes through the server's tools:
+$AGENT_MEMORY_TEST_PG, default 127.0.0.1:5432, created and dropped afterwards by `repository.scratch`) and one
+server subprocess (the `agent-memory-mcp` console script, spawned by the SDK `mcp.Client` over stdio). Everything
+goes through the server's tools:
 
 - memories: each turn is one `store_memory(content="Speaker: text[ [shares a photo: CAPTION]]",
   metadata={"dia_id", "session_date"})`, sequentially; each question is `search_memories(query=question, limit=10)`
@@ -32,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import re
 import subprocess
 import sys
@@ -45,20 +45,16 @@ from typing import Any, Self
 import anyio
 from _common import ROOT, machine, ours_params, pct, write_section
 from mcp import Client
+from thresholds import LOCOMO_PG_DELTA, LOCOMO_RECALL_AT_5, LOCOMO_SEARCH_P95_MS
+
+from repository.scratch import create_scratch_database, drop_scratch_database
 
 USER, AGENT = "locomo@example.com", "locomo"
-PG_ADMIN = os.environ.get(
-    "BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/{db}"
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "locomo" / "locomo-dev.json"
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
 KS = (1, 5, 10)
 LIMIT = 10
 BATCH = 100
-BAR = {"memories": 0.70, "history": 0.78}
-BAR_PG_DELTA = 0.03
-BAR_P95_MS = 15.0
 PAPER = (
     'Maharana, Lee, Tulyakov, Bansal, Barbieri, Fang, "Evaluating Very Long-Term Conversational Memory of LLM '
     'Agents", ACL 2024, [arXiv:2402.17753](https://arxiv.org/abs/2402.17753)'
@@ -134,38 +130,20 @@ class FreshDatabase:
     def __init__(self, backend: str, tmp: Path, tag: str) -> None:
         self.backend = backend
         safe = re.sub(r"[^a-z0-9_]", "_", tag.lower())
-        if backend == "sqlite":
-            self.path = tmp / f"{safe}.db"
-            self.url = f"sqlite+aiosqlite:///{self.path}"
-        else:
-            self.name = f"bench_locomo_{os.getpid()}_{safe}"
-            self.url = PG_URL.format(db=self.name)
+        self.path = tmp / f"{safe}.db"
+        self.url = f"sqlite+aiosqlite:///{self.path}" if backend == "sqlite" else ""  # PostgreSQL: set on entry
 
     async def __aenter__(self) -> Self:
         if self.backend == "postgres":
-            await self._admin(
-                f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)',
-                f'CREATE DATABASE "{self.name}"',
-            )
+            self.url = await create_scratch_database(prefix="bench_locomo")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         if self.backend == "postgres":
-            await self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+            await drop_scratch_database(self.url)
         else:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-
-    @staticmethod
-    async def _admin(*statements: str) -> None:
-        import asyncpg
-
-        conn = await asyncpg.connect(PG_ADMIN)
-        try:
-            for sql in statements:
-                await conn.execute(sql)
-        finally:
-            await conn.close()
 
 
 # --- one run -------------------------------------------------------------------------------------------------------
@@ -277,7 +255,7 @@ async def ingest_history(
                         "error": f"returned {len(written)} messages for {len(chunk)} sent",
                     }
                 )
-            for t, m in zip(chunk, written):
+            for t, m in zip(chunk, written, strict=False):  # a short answer is reported above
                 by_id.setdefault(m["id"], []).append(t["dia_id"])
     return {"by_id": by_id, "outcomes": {}, "write_ms": [t * 1000 for t in times]}
 
@@ -453,7 +431,8 @@ def bar_lines(agg: dict[tuple[str, str], dict[str, dict[str, float]]]) -> list[s
         m = groups["all"]
         if m.get("n"):
             out.append(
-                f"{mode} recall@5 >= {BAR[mode]:.2f} on {backend}: {f3(m['r@5'])} ({verdict(m['r@5'] >= BAR[mode])})"
+                f"{mode} recall@5 >= {LOCOMO_RECALL_AT_5[mode]:.2f} on {backend}: {f3(m['r@5'])} "
+                f"({verdict(m['r@5'] >= LOCOMO_RECALL_AT_5[mode])})"
             )
     for mode in ("memories", "history"):
         s, p = (
@@ -467,15 +446,15 @@ def bar_lines(agg: dict[tuple[str, str], dict[str, dict[str, float]]]) -> list[s
                 f"{k.replace('r@', 'recall@')} {v:+.3f}" for k, v in diffs.items()
             )
             out.append(
-                f"{mode}: PostgreSQL within {BAR_PG_DELTA} of SQLite on every overall metric: largest difference "
-                f"{worst:+.3f} ({detail}) ({verdict(all(abs(v) <= BAR_PG_DELTA for v in diffs.values()))})"
+                f"{mode}: PostgreSQL within {LOCOMO_PG_DELTA} of SQLite on every overall metric: largest difference "
+                f"{worst:+.3f} ({detail}) ({verdict(all(abs(v) <= LOCOMO_PG_DELTA for v in diffs.values()))})"
             )
     for (backend, mode), groups in agg.items():
         m = groups["all"]
         if mode == "memories" and m.get("n"):
             out.append(
-                f"search_memories p95 <= {BAR_P95_MS:.0f} ms over stdio on {backend}: {f1(m['p95'])} ms "
-                f"({verdict(m['p95'] <= BAR_P95_MS)})"
+                f"search_memories p95 <= {LOCOMO_SEARCH_P95_MS:.0f} ms over stdio on {backend}: {f1(m['p95'])} ms "
+                f"({verdict(m['p95'] <= LOCOMO_SEARCH_P95_MS)})"
             )
     return out
 
@@ -577,11 +556,14 @@ def render_doc(agg: Any, runs: list[dict[str, Any]], info: dict[str, Any]) -> st
         ),
         "",
         (
-            f"Command: `{info['command']}`. Per conversation, mode and backend: a fresh database (temp SQLite file, or a "
+            f"Command: `{info['command']}`. Per conversation, mode and backend: a fresh database "
+            "(temp SQLite file, or a "
             "PostgreSQL database created and dropped via asyncpg) and one `agent-memory-mcp` subprocess over stdio "
-            f"(SDK `mcp.Client`, mode `{info['client_mode']}`); everything goes through the tools. *memories*: each turn "
+            f"(SDK `mcp.Client`, mode `{info['client_mode']}`); everything goes through the tools. *memories*: "
+            "each turn "
             '`store_memory(content="Speaker: text", metadata={dia_id, session_date})`, each question '
-            "`search_memories(query, limit=10)`, dia_id read from the result's metadata. *history*: each LoCoMo session "
+            "`search_memories(query, limit=10)`, dia_id read from the result's metadata. *history*: each LoCoMo "
+            "session "
             "a `create_session`, its turns `add_messages` in order (speaker_a = user, speaker_b = assistant), each "
             "question `search_history(query, limit=10)`, result ids mapped back to dia_ids. Photo turns carry "
             '" [shares a photo: CAPTION]". recall@k = share of questions with any evidence turn among the first k '
@@ -592,8 +574,9 @@ def render_doc(agg: Any, runs: list[dict[str, Any]], info: dict[str, Any]) -> st
         results_table(agg),
         "",
         (
-            "**Bar:** memories recall@5 >= 0.70, history recall@5 >= 0.78, PostgreSQL within 0.03 of SQLite, "
-            "search_memories p95 <= 15 ms over stdio."
+            f"**Bar:** memories recall@5 >= {LOCOMO_RECALL_AT_5['memories']:.2f}, history recall@5 >= "
+            f"{LOCOMO_RECALL_AT_5['history']:.2f}, PostgreSQL within {LOCOMO_PG_DELTA} of SQLite, "
+            f"search_memories p95 <= {LOCOMO_SEARCH_P95_MS:.0f} ms over stdio."
         ),
         "",
         *[f"- {line}" for line in bar_lines(agg)],

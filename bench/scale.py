@@ -5,8 +5,9 @@
     .venv/bin/python bench/scale.py --backend postgres --sizes 10000,100000,1000000  # + HTTP concurrency, EXPLAIN
     .venv/bin/python bench/scale.py --backend sqlite --sizes 1000 --calls 30 --ref-calls 10 --no-write   # smoke test
 
-Per backend, one database is created (a temp SQLite file, or PostgreSQL database `bench_scale_<pid>` that is dropped
-afterwards) and grown through the sizes in ascending order: memories are seeded through the bulk path
+Per backend, one database is created (a temp SQLite file, or PostgreSQL database `bench_scale_<12 hex digits>` on
+$AGENT_MEMORY_TEST_PG, default 127.0.0.1:5432, made and dropped afterwards by `repository.scratch`) and grown
+through the sizes in ascending order: memories are seeded through the bulk path
 (`repository.memories.bulk_insert_memories`, 10,000 per transaction) into the server's configured user scope, plus
 one session with --messages messages (`repository.messages.add_messages`, 1,000 per transaction). After each size
 the server is spawned over stdio (SDK `mcp.Client`, mode `legacy`) and every tool is called --calls times in
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import socket
 import sqlite3
 import subprocess
@@ -34,8 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from mcp import Client
-
 from _common import (
     BENCH,
     DOCS,
@@ -45,6 +43,7 @@ from _common import (
     child_pids,
     ensure_reference_server,
     fmt,
+    history_cursors,
     machine,
     machine_line,
     noop_params,
@@ -57,13 +56,27 @@ from _common import (
     timed_calls,
     write_section,
 )
-from textgen import TextGen
+from explain import explain_hot_queries
+from explain import render as render_explain
+from mcp import Client
+from textgen import TextGen, queries
+from thresholds import (
+    BULK_IMPORT_PER_S,
+    HISTORY_P95_MS,
+    IDLE_RSS_MB,
+    NOOP_RATIO,
+    NOOP_RATIO_FROM_N,
+    REFERENCE_SLOWER,
+    SEARCH_P95_FROM_N,
+    SEARCH_P95_MS,
+)
+
+from repository.scratch import create_scratch_database, drop_scratch_database
 
 USER, AGENT = "bench@example.com", "bench"
 # A second user with few memories, seeded first (so its rows are the oldest in the table): its searches show whether
 # scope filters stay selective when another user owns almost every row.
 SMALL_USER, SMALL_MEMORIES = "small@example.com", 1_000
-PG_ADMIN = os.environ.get("BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 RESULTS = BENCH / "results" / "scale.json"
 PLOT = DOCS.parent / "bench_search_latency.png"
 
@@ -76,26 +89,20 @@ class Store:
 
     def __init__(self, backend: str, tmp: Path) -> None:
         self.backend = backend
-        if backend == "sqlite":
-            self.path = tmp / "scale.db"
-            self.url = f"sqlite+aiosqlite:///{self.path}"
-        else:
-            self.dbname = f"bench_scale_{os.getpid()}"
-            self.url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{self.dbname}"
+        self.path = tmp / "scale.db"
+        self.url = f"sqlite+aiosqlite:///{self.path}" if backend == "sqlite" else ""  # PostgreSQL: set by open()
         self.db: Any = None
         self.count = 0
 
     async def open(self) -> None:
         if self.backend == "postgres":
-            import asyncpg
-
-            conn = await asyncpg.connect(PG_ADMIN)
-            try:
-                await conn.execute(f'DROP DATABASE IF EXISTS "{self.dbname}"')
-                await conn.execute(f'CREATE DATABASE "{self.dbname}"')
-            finally:
-                await conn.close()
-        from repository import Database, ensure_schema, get_or_create_agent_by_name, get_or_create_user_by_email
+            self.url = await create_scratch_database(prefix="bench_scale")
+        from repository import (
+            Database,
+            ensure_schema,
+            get_or_create_agent_by_name,
+            get_or_create_user_by_email,
+        )
 
         self.db = Database(self.url)
         await ensure_schema(self.db.engine)
@@ -107,14 +114,11 @@ class Store:
     async def close(self, drop: bool = True) -> None:
         if self.db is not None:
             await self.db.dispose()
-        if self.backend == "postgres" and drop:
-            import asyncpg
-
-            conn = await asyncpg.connect(PG_ADMIN)
-            try:
-                await conn.execute(f'DROP DATABASE IF EXISTS "{self.dbname}" WITH (FORCE)')
-            finally:
-                await conn.close()
+        if self.backend == "postgres" and self.url:
+            if drop:
+                await drop_scratch_database(self.url)
+            else:
+                print(f"kept the PostgreSQL database: {self.url}", flush=True)
 
     async def seed_memories(self, texts: list[str], *, small_user: bool = False) -> float:
         """Insert these texts as user-scope memories; returns the wall time (model construction + insert)."""
@@ -132,11 +136,13 @@ class Store:
             self.count += len(texts)
         return elapsed
 
-    async def seed_session(self, texts: list[str]) -> tuple[str, int, int, float]:
-        from sqlalchemy import func, select
-
-        from repository import MessageCreate, SessionCreate, add_messages, create_session
-        from repository.tables import MessageRow
+    async def seed_session(self, texts: list[str]) -> tuple[str, float]:
+        from repository import (
+            MessageCreate,
+            SessionCreate,
+            add_messages,
+            create_session,
+        )
 
         async with self.db.transaction() as s:
             sid = (await create_session(s, SessionCreate(user_id=self.user_id, agent_id=self.agent_id, name="long"))).id
@@ -149,11 +155,11 @@ class Store:
             async with self.db.transaction() as s:
                 await add_messages(s, items)
         elapsed = time.perf_counter() - t0
-        async with self.db.transaction(readonly=True) as s:
-            lo, hi = (
-                await s.execute(select(func.min(MessageRow.seq), func.max(MessageRow.seq)).where(MessageRow.session_id == sid))
-            ).one()
-        return str(sid), int(lo), int(hi), elapsed
+        return str(sid), elapsed
+
+    async def history_cursors(self, sid: str, count: int) -> dict[str, str]:
+        """Cursors the session's history hands out for its middle and deepest pages (see _common.history_cursors)."""
+        return await self.db.read(history_cursors, uuid.UUID(sid), self.user_id, count)
 
     async def analyze(self) -> None:
         from sqlalchemy import text
@@ -197,18 +203,6 @@ def _new_child(before: set[int]) -> int | None:
     return new[0] if len(new) == 1 else None
 
 
-def queries(gen: TextGen) -> dict[str, list[str]]:
-    rare = gen.rare_words(40)
-    common = gen.common_words()
-    return {
-        "rare": [f"What did I note about {rare[i]} and {rare[i + 1]}?" for i in range(0, 40, 2)],
-        "common": [f"Which {common[i % len(common)]} does the user prefer for the {common[(i * 7 + 3) % len(common)]}?"
-                   for i in range(20)],
-        "mixed": [f"When is the {common[i % len(common)]} about {rare[i]}?" for i in range(20)],
-        "word": rare[:20],
-    }
-
-
 async def measure_noop(calls: int) -> dict[str, Any]:
     before = set(child_pids())
     async with Client(noop_params(), mode="legacy") as client:
@@ -220,8 +214,6 @@ async def measure_noop(calls: int) -> dict[str, Any]:
 
 
 async def measure_ours(url: str, calls: int, gen: TextGen, n: int, session: dict[str, Any]) -> dict[str, Any]:
-    from repository._paging import encode_cursor
-
     q = queries(gen)
     new_texts = gen.sentences(calls + 20, stream=10_000 + n // 1000)
     out: dict[str, Any] = {}
@@ -244,8 +236,7 @@ async def measure_ours(url: str, calls: int, gen: TextGen, n: int, session: dict
             return call
 
         sid = session["id"]
-        deep = encode_cursor("history", s=sid, q=session["lo"] + 51, d="latest")
-        middle = encode_cursor("history", s=sid, q=(session["lo"] + session["hi"]) // 2, d="latest")
+        middle, deep = session["cursors"]["middle"], session["cursors"]["deepest"]
 
         async def history(cursor: str | None) -> Any:
             args = {"session_id": sid, **({"cursor": cursor} if cursor else {})}
@@ -301,7 +292,8 @@ async def measure_reference(path: Path, calls: int, gen: TextGen, n: int) -> dic
             return call
 
         async def add(i: int) -> Any:
-            args = {"observations": [{"entityName": f"memory-{(i * 7919) % n}", "contents": [new_texts[i % len(new_texts)]]}]}
+            entity = {"entityName": f"memory-{(i * 7919) % n}", "contents": [new_texts[i % len(new_texts)]]}
+            args = {"observations": [entity]}
             return check(await client.call_tool("add_observations", args), "add_observations")
 
         out["search_nodes (word)"] = summary(await timed_calls(calls, search("word"), warmup=2))
@@ -389,7 +381,8 @@ async def concurrency(url: str, levels: list[int], duration: float, gen: TextGen
             cmd = [OURS, "--transport", "streamable-http", "--port", str(port), "--database-url", url,
                    "--user", USER, "--agent", AGENT]
         else:
-            cmd = NOOP + ["--http", "--port", str(port)]
+            cmd = [*NOOP, "--http", "--port", str(port)]
+        # Popen returns once the child is forked; the server is then polled without blocking (wait_port).
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
         try:
             await wait_port(port, proc)
@@ -424,14 +417,14 @@ async def run_backend(args: argparse.Namespace, gen: TextGen) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench_scale_") as d:
         tmp = Path(d)
         store = Store(args.backend, tmp)
-        await store.open()
         try:
-            sid, lo, hi, msg_s = await store.seed_session(messages)
+            await store.open()
+            sid, msg_s = await store.seed_session(messages)
             result["messages"] = {"count": args.messages, "seconds": msg_s, "per_s": args.messages / msg_s}
             print(f"seeded {args.messages:,} messages in {msg_s:.1f} s ({args.messages / msg_s:,.0f}/s)", flush=True)
             await store.seed_memories(gen.sentences(SMALL_MEMORIES, stream=3), small_user=True)
             base = await store.size_bytes()
-            session = {"id": sid, "lo": lo, "hi": hi}
+            session = {"id": sid, "cursors": await store.history_cursors(sid, args.messages)}
             for n in sizes:
                 added = texts[store.count : n]
                 secs = await store.seed_memories(added)
@@ -462,8 +455,6 @@ async def run_backend(args: argparse.Namespace, gen: TextGen) -> dict[str, Any]:
                             print(f"  ref {k}: p50 {v['p50']:.2f} p95 {v['p95']:.2f} ms", flush=True)
                 result["sizes"][str(n)] = entry
             if args.backend == "postgres":
-                from explain import explain_hot_queries
-
                 result["explain"] = await explain_hot_queries(store.url, USER, AGENT, sid, SMALL_USER)
                 result["explain_note"] = (
                     f"Database of the PostgreSQL scale run at N = {sizes[-1]:,} memories (plus {SMALL_MEMORIES:,} of "
@@ -492,7 +483,8 @@ def render(all_results: dict[str, Any]) -> str:
     parts.append(
         "Commands: `.venv/bin/python bench/scale.py --backend sqlite --sizes 10000,100000,1000000` and "
         "`.venv/bin/python bench/scale.py --backend postgres --sizes 10000,100000,1000000` (the PostgreSQL run "
-        "also does the HTTP concurrency test and the EXPLAIN check). Latencies are client-side round trips over stdio (SDK `mcp.Client`, mode "
+        "also does the HTTP concurrency test and the EXPLAIN check). Latencies are client-side round trips over stdio "
+        "(SDK `mcp.Client`, mode "
         "`legacy`), sequential calls, in ms. Memories are 10-60 words (mean ~35, ~250 bytes) over a Zipf long-tail "
         "vocabulary (bench/textgen.py, seeded). Query kinds: *rare* = \"What did I note about X and Y?\" with X, Y "
         "long-tail words (its third content word, *note*, is a head-of-vocabulary word matching a few % of rows), "
@@ -551,15 +543,15 @@ def render(all_results: dict[str, Any]) -> str:
             ])
         if ref_rows:
             parts += [
-                f"#### Reference server (`@modelcontextprotocol/server-memory` {res.get('reference_version', '?')}, "
-                f"node {node_version()}) vs ours on {backend}", "",
+                (f"#### Reference server (`@modelcontextprotocol/server-memory` {res.get('reference_version', '?')}, "
+                f"node {node_version()}) vs ours on {backend}"), "",
                 table(["N", "ref search (word) p50", "ours (word) p50", "ref/ours", "ref search (question) p50",
                        "ours (question) p50", "ref/ours", "ref add_observations p50", "ours store_memory p50",
                        "ref/ours"], ref_rows),
                 "",
-                "The reference server re-reads and re-parses its whole JSONL file on every call, and rewrites it "
+                ("The reference server re-reads and re-parses its whole JSONL file on every call, and rewrites it "
                 "on every write; its search is a case-insensitive substring test of the whole query string, so a "
-                "natural-language question matches nothing (it still scans everything).",
+                "natural-language question matches nothing (it still scans everything)."),
                 "",
             ]
         conc = res.get("concurrency")
@@ -571,120 +563,25 @@ def render(all_results: dict[str, Any]) -> str:
                              f"{o['calls_per_s'] / z['calls_per_s']:.2f}x"])
             parts += [
                 f"#### Concurrency over streamable HTTP, PostgreSQL, N = {conc['n']:,} memories", "",
-                f"Each client is an SDK `Client` session of its own; all run in one load-generator process on the "
+                (f"Each client is an SDK `Client` session of its own; all run in one load-generator process on the "
                 f"same 2 cores as the server (so the client's own CPU is part of both columns). Ours: 30% "
                 f"store_memory, 70% search_memories (rare/mixed questions); noop: the no-op tool. "
-                f"{conc['duration_s']:.0f} s per level.",
+                f"{conc['duration_s']:.0f} s per level."),
                 "",
                 table(["clients", "ours calls/s", "ours p50 ms", "ours p95 ms", "errors", "noop calls/s",
                        "noop p50 ms", "noop p95 ms", "ours/noop throughput"], rows),
                 "",
             ]
     parts += bars(all_results)
-    parts += ["", PROFILE_NOTES]
     if PLOT.exists():
-        parts += ["", "![search latency vs N](bench_search_latency.png)", ""]
+        parts += ["", "![search latency vs N](bench_search_latency.png)"]
+    parts += ["", "Profiling notes from earlier sessions: see History at the end of this file."]
     return "\n".join(parts) + "\n"
-
-
-PROFILE_NOTES = """### Where our time goes (profiling notes, 2026-11-26)
-
-Measured on this machine with ad-hoc scripts outside this benchmark (not kept in the repository): pointers to
-where the time goes, not results; the tables above are the results.
-
-- search, repository call alone at 1M memories (p50): SQLite rare 8.7 ms, common 22 ms (first pass, counting
-  document frequencies), mixed 7.4 ms, one word 7.2 ms; PostgreSQL rare 18.5 ms, common 15.4 ms, mixed 14.1 ms,
-  one word 14.3 ms. Before the candidate planning (commit d91d703), a common-word question had to rank every row
-  holding any of its words: ~122 ms on SQLite and ~0.9 s on PostgreSQL at 100k (the earlier profile). On
-  PostgreSQL most of the rest is heap reads of the candidates' tsvectors (detoasted per row).
-- PostgreSQL prepared statements: without `plan_cache_mode=force_custom_plan`, a one-word search at 1M went from
-  3 ms to 60 ms after five runs (a generic plan blind to the tsquery).
-- get_session_history (50 messages over stdio): 16.7 ms -> 10.5 ms by leaving empty optional fields out (the SDK
-  client's `jsonschema` check of the page went from 5.6 ms to 2.5 ms) and not loading the search columns.
-- store_memory: the repository call is ~2.3 ms on SQLite, of which the SQL statements take ~0.3 ms; the rest is
-  SQLAlchemy building statements and the ORM, plus the neighbour re-indexing (3 small reads, 1 update).
-- bulk import: indexing text in Python costs ~40 us a row (stemming, neighbour context); FTS5 alone indexes ~31k
-  rows/s of body + context (~125 tokens a row) in isolation. On PostgreSQL a 10k batch into a 10k table went at
-  3.0k/s with all triggers, 4.0k/s without the document-frequency trigger, 5.3k/s without the GIN index as well.
-
-Third session (same machine and day, commits c3200d8 to f59a6bd):
-
-- search, repository call at 10k memories on SQLite, rare, common and mixed questions: 4.5 -> 3.4 ms (ranking by substring
-  counts on the stored stems instead of a Counter per candidate, 1.2 -> 0.7 ms; document frequencies cached from
-  1,000 rows instead of 10,000, since counting a word in half of 10k rows walked its postings for 0.6 ms; one
-  round trip for statistics and frequencies; the visibility expression built once per caller). Over stdio at 10k
-  (p50, this benchmark): one word 6.54 ms at d881561, 4.56 ms at 6fdb3e0; rare 9.23 -> 5.67 ms.
-- PostgreSQL GIN pending list (migration 0004): over 10,400 memories stored one by one and never vacuumed, a
-  two-word search read the pending list for 3.8 ms and the planner, pricing those pages, chose a 35 ms
-  sequential scan; after VACUUM, 6 ms. At 512 kB instead of 4 MB: bulk import 2,950 -> 2,560/s in isolation,
-  single stores unchanged even at 64 kB (8.4 / 8.1 ms in-process over 1,000 stores); this benchmark's PostgreSQL
-  message seeding went from 553 to 492 messages/s (runs at c3200d8 and 6fdb3e0).
-- search_history for a user with 1,000 messages (5 sessions) beside another user's 100,000, common-word
-  questions (repository call p50 / max): SQLite 39-44 / 135-159 ms walking all messages, 9.2-9.8 / 12.5-15.2 ms
-  with session tokens (migration 0005); PostgreSQL 39 / 421 ms, 10.7 / 14.4 ms walking each session on its key.
-- store_memory: returning the whole row from the upsert and reading the neighbours in one statement (two round
-  trips fewer) changed nothing measurable (SQLite 1.8 ms, PostgreSQL 7.4 ms in-process either way), so it was
-  not kept. On PostgreSQL ~1.2 ms is the transaction itself (advisory lock, commit), ~3.5 ms the statements (the
-  neighbours' context UPDATE alone 1.75 ms: non-HOT updates touching every index of memories, plus the statement
-  trigger), the rest SQLAlchemy.
-- PostgreSQL pool_pre_ping cost three round trips per unit of work (BEGIN, SELECT 1, ROLLBACK): a one-statement
-  read took 1.41 ms with it and 0.89 ms without; a 10k one-word search's repository call went 4.6 -> 3.7 ms.
-  Since cc7393d only connections idle for 10 s are checked.
-
-Fourth session (same machine, 2026-11-26 afternoon, commits 21e903e onwards). The machine ran slower than in the
-morning: the session's starting commit searched 30k memories over stdio in 10.0 ms, where the morning's table
-says 6.3-7.8 ms at 100k, and the reference server's search at 100k took 313 ms instead of 209. The A/B below ran
-both commits side by side.
-
-- The scale tables above ran at 7c16306 while the machine kept slowing: the no-op floor was 1.37-1.49 ms for both
-  backends up to 100k, then 3.34 ms (2.4x) during the PostgreSQL 1M measurements, where every absolute time about
-  doubled while the ratios to the floor stayed those of the morning run at 6fdb3e0 (history 5.0x now, 5.3x then;
-  store 4.9x, 7.4x then). The misses at 1M on PostgreSQL (history p95 38.9 ms, the 1,000-memory user's common
-  question 54.2 ms) belong to that state: the morning run measured 10.2 ms and 14.6 ms. A second run at 38a62de
-  was stopped: the floor had reached 2.2-3.1 ms and history at 10k on SQLite took 17.8 ms (8.8 ms at 7c16306).
-  The SQLite 1M miss (the 1,000-memory user's common question, p95 52.0 ms, 29.6 ms in the morning) is of the
-  slower afternoon too, but nearer the bar: a common-word question walks the caller's rows newest first through
-  four common posting lists.
-
-- Interleaved stdio A/B, 30k memories and a 2,000-message session on SQLite, old = 21e903e, new = 7c16306 (median
-  of three rounds of 100 calls, p50): search 10.0 -> 9.6 ms, get_session_history (50 messages) 10.6 -> 7.9 ms,
-  store_memory 6.2 -> 3.6 ms, list_sessions 4.4 -> 3.2 ms. The same A/B at 38a62de, at 15:45 when the machine was
-  about twice as slow again: SQLite search 19.2 -> 17.7, history 20.3 -> 15.6, store 12.1 -> 7.1, list_sessions
-  9.9 -> 7.4 ms; PostgreSQL search 25.2 -> 23.7, history 20.5 -> 16.0, store 19.6 -> 13.4, list_sessions
-  9.9 -> 8.1 ms.
-- store_memory, repository call on SQLite at 20k memories: 3.5 -> 1.3 ms. The statements were rebuilt on every call:
-  the upsert's ON CONFLICT `excluded` namespace alone proxied every column of the table, and each of the three
-  neighbour reads and the context update made its own cache key. Now the upsert is built once per shape with the
-  values bound at execution, it returns the row (no reload), and the neighbour reads are one cached UNION. In the
-  profile taken before the change, SQLite's own calls (insert, FTS5 indexing, statistics trigger, neighbour update,
-  commit) took ~0.9 ms of a store; the change leaves that work as it was.
-  PostgreSQL, in-process: 4.8 ms, of which ~2.3 ms is waiting on the server over six round trips.
-- The SDK client checks every result against the tool's output schema with `jsonschema`. Resolving a `$ref` per
-  list item cost more than the fields: inlining the schemas cut the check of a 50-message page from 3.2 to 2.2 ms
-  and of 10 search results from 0.97 to 0.76 ms. The same check is why a history page costs more than a search
-  over stdio: 21 kB of results against 6 kB.
-- Server-side serialisation of a 50-message page: 0.72 -> 0.20 ms by dropping empty optional fields with pydantic's
-  `exclude_if` instead of a Python wrap serializer.
-- History and search rows are read as column rows, not ORM instances, and JSON null skips the parser: a 50-message
-  page through `Database.read` 3.1 -> 2.6 ms. What is left is per-row type processing: four UUIDs, two timestamps,
-  four JSON columns and one pydantic validation per message.
-- PostgreSQL reads through `Database.read` no longer send BEGIN and COMMIT, and history checks ownership inside
-  its page query: a 50-message page through `Database.read` 5.8 -> 5.2 ms in-process (interleaved, 600 calls each,
-  while the machine was slow: the no-op round trip took 2.7 ms instead of 1.4).
-- list_sessions, get_message, get_memory, list_memories, delete_memory and create_session ran statement by statement
-  through aiosqlite; they now run in one worker-thread hop like the rest (list_sessions 3.1 -> 2.2 ms in-process).
-- Bulk import cost per row, inserting 10,000 ready rows with nothing else running. PostgreSQL: a plain insert takes
-  4 us. The generated tsvector adds 141 us (`to_tsvector`'s parser over ~1,000 characters of stems, body plus
-  neighbour context; `array_to_tsvector` would take 60 us but drops the positions and weights that ranking reads).
-  The GIN index adds another 84 us, or 57 us when it is built after the load. SQLite, on a fresh file: 22 us without
-  the full-text index, 82 us with the body indexed, 158 us with body and context. At 20,000 a second the budget is
-  50 us a row, Python's analysis (~40 us) included.
-"""
 
 
 def node_version() -> str:
     try:
-        return subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+        return subprocess.run(["node", "--version"], capture_output=True, text=True, check=False).stdout.strip()
     except OSError:
         return "?"
 
@@ -695,27 +592,29 @@ def bars(all_results: dict[str, Any]) -> list[str]:
         for n, e in res["sizes"].items():
             o, noop = e["ours"], e["noop"]["noop"]["p50"]
             nn = int(n)
-            if nn >= 100_000:
+            if nn >= NOOP_RATIO_FROM_N:
                 for k in ("search_memories (rare)", "search_memories (common)", "search_memories (mixed)",
                           "store_memory"):
                     r = o[k]["p50"] / noop
-                    rows.append([backend, f"{nn:,}", f"{k} p50 <= 2x noop", f"{r:.1f}x", "met" if r <= 2 else "missed"])
-            if nn >= 1_000_000:
+                    rows.append([backend, f"{nn:,}", f"{k} p50 <= {NOOP_RATIO}x noop", f"{r:.1f}x",
+                                 "met" if r <= NOOP_RATIO else "missed"])
+            if nn >= SEARCH_P95_FROM_N:
                 for k in [k for k in o if k.startswith("search_memories")]:
                     p95 = o[k]["p95"]
-                    rows.append([backend, f"{nn:,}", f"{k} p95 <= 50 ms", f"{p95:.1f} ms",
-                                 "met" if p95 <= 50 else "missed"])
+                    rows.append([backend, f"{nn:,}", f"{k} p95 <= {SEARCH_P95_MS} ms", f"{p95:.1f} ms",
+                                 "met" if p95 <= SEARCH_P95_MS else "missed"])
             hp = max(o[k]["p95"] for k in o if k.startswith("get_session_history"))
-            rows.append([backend, f"{nn:,}", "history p95 <= 20 ms (worst depth)", f"{hp:.1f} ms",
-                         "met" if hp <= 20 else "missed"])
+            rows.append([backend, f"{nn:,}", f"history p95 <= {HISTORY_P95_MS} ms (worst depth)", f"{hp:.1f} ms",
+                         "met" if hp <= HISTORY_P95_MS else "missed"])
             rate = e["import"]["per_s"]
-            rows.append([backend, f"{nn:,}", "bulk import >= 20,000/s", f"{rate:,.0f}/s",
-                         "met" if rate >= 20_000 else "missed"])
+            rows.append([backend, f"{nn:,}", f"bulk import >= {BULK_IMPORT_PER_S:,}/s", f"{rate:,.0f}/s",
+                         "met" if rate >= BULK_IMPORT_PER_S else "missed"])
             rss = o["rss_idle"] or 0
-            rows.append([backend, f"{nn:,}", "idle RSS <= 120 MB", f"{rss:.0f} MB", "met" if rss <= 120 else "missed"])
+            rows.append([backend, f"{nn:,}", f"idle RSS <= {IDLE_RSS_MB} MB", f"{rss:.0f} MB",
+                         "met" if rss <= IDLE_RSS_MB else "missed"])
             r = e.get("reference")
-            if r and nn in (10_000, 100_000):
-                need = 5 if nn == 10_000 else 30
+            if r and nn in REFERENCE_SLOWER:
+                need = REFERENCE_SLOWER[nn]
                 for rk, ok in (("search_nodes (word)", "search_memories (word)"),
                                ("search_nodes (rare)", "search_memories (rare)"),
                                ("add_observations", "store_memory")):
@@ -773,8 +672,6 @@ async def amain(args: argparse.Namespace) -> None:
         plot(all_results)
         write_section("scale", render(all_results))
         if "explain" in result:
-            from explain import render as render_explain
-
             write_section("explain", render_explain(result["explain"], result["explain_note"]))
         print(render(all_results))
     else:

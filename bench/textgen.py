@@ -68,3 +68,16 @@ class TextGen:
     def common_words(self) -> list[str]:
         # content words near the head (ranks ~5-60): each matches a large share of all memories
         return [w for w in HEAD[4:60] if w not in {"that", "with", "for", "on", "in", "is", "of", "to", "and", "a"}]
+
+
+def queries(gen: TextGen) -> dict[str, list[str]]:
+    """The benchmark questions, 20 of each kind: rare (two long-tail words), common (head words), mixed, one word."""
+    rare = gen.rare_words(40)
+    common = gen.common_words()
+    return {
+        "rare": [f"What did I note about {rare[i]} and {rare[i + 1]}?" for i in range(0, 40, 2)],
+        "common": [f"Which {common[i % len(common)]} does the user prefer for the {common[(i * 7 + 3) % len(common)]}?"
+                   for i in range(20)],
+        "mixed": [f"When is the {common[i % len(common)]} about {rare[i]}?" for i in range(20)],
+        "word": rare[:20],
+    }

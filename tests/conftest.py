@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,8 @@ from repository import (
     create_user,
     ensure_schema,
 )
+from repository.errors import DatabaseUnavailableError
+from repository.scratch import create_scratch_database, drop_scratch_database
 
 PG_SERVER = os.environ.get("AGENT_MEMORY_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432")
 ON_CI = os.environ.get("CI", "").lower() == "true"
@@ -51,33 +52,18 @@ def _run(coro):
     return asyncio.run(coro)
 
 
-async def _pg_admin(sql: str) -> None:
-    import asyncpg
-
-    dsn = PG_SERVER.replace("postgresql+asyncpg://", "postgresql://") + "/postgres"
-    conn = await asyncpg.connect(dsn, timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 def create_pg_database() -> str:
     """A new empty database on the test server; returns its SQLAlchemy URL."""
-    name = f"agent_memory_test_{uuid.uuid4().hex[:12]}"
     try:
-        _run(_pg_admin(f'CREATE DATABASE "{name}"'))
-    except (OSError, ConnectionError) as exc:
-        message = f"PostgreSQL at {PG_SERVER} is unreachable: {exc}"
+        return _run(create_scratch_database(PG_SERVER, prefix="agent_memory_test"))
+    except DatabaseUnavailableError as exc:
         if ON_CI:
-            pytest.fail(message + " (CI=true: PostgreSQL tests must run)")
-        pytest.skip(message)
-    return f"{PG_SERVER}/{name}"
+            pytest.fail(f"{exc} (CI=true: PostgreSQL tests must run)")
+        pytest.skip(str(exc))
 
 
 def drop_pg_database(url: str) -> None:
-    name = url.rsplit("/", 1)[1]
-    _run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    _run(drop_scratch_database(url))
 
 
 @pytest.fixture(scope="session")
