@@ -18,10 +18,10 @@ from repository.scopes import Scope, scope_kind
 
 # Optional fields holding nothing (None, or a flag at False) are left out of results. Why: results are read twice
 # per call, by the model as text and by the client against the output schema, and both costs grow with every key
-# present; on a 50-message history page null tool fields were half of the schema check (5.6 ms -> 2.5 ms). Absent
+# present; on a history page null tool fields were half of the schema check (docs/benchmarks.md, History). Absent
 # means null/false; the schema is unchanged, since these fields are not required. Identity, not equality: a count
 # of 0 equals False but is information. `exclude_if` runs inside pydantic's serializer (a model-level wrap
-# serializer doing the same in Python cost a 50-message page 0.72 ms instead of 0.22).
+# serializer doing the same in Python cost three times as much).
 def _is_none(value: Any) -> bool:
     return value is None
 
@@ -49,8 +49,8 @@ def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
     """The same JSON Schema with every local `$ref` replaced by its definition and `$defs` dropped.
 
     Why: the SDK client validates each result against the published output schema, and resolving a `$ref` costs
-    more than checking the fields behind it. On a 50-message history page inlining cut that check from 3.2 ms to
-    2.2 ms (search results: 0.97 to 0.76 ms). Our result models are not recursive, so the expansion is finite.
+    more than checking the fields behind it (measured: docs/benchmarks.md, History). Our result models are not
+    recursive, so the expansion is finite.
     """
     defs = schema.get("$defs", {})
 

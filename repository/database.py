@@ -64,8 +64,9 @@ def create_engine(url: str, options: EngineOptions | None = None) -> AsyncEngine
                     "statement_timeout": str(options.statement_timeout_ms),
                     "application_name": "agent-memory-mcp",
                     # asyncpg prepares every statement, and after five runs PostgreSQL may switch to a generic plan
-                    # that cannot see the tsquery or the scope values: a single-word search at 1M memories went
-                    # from 3 ms to 60 ms that way. Our statements plan in ~0.1 ms, so always plan for the values.
+                    # that cannot see the tsquery or the scope values: a single-word search at 1M memories became
+                    # twenty times slower that way, while our statements plan in a fraction of a millisecond, so
+                    # always plan for the values (measured: docs/benchmarks.md, History).
                     "plan_cache_mode": "force_custom_plan",
                 },
                 "timeout": 10,
@@ -169,9 +170,10 @@ def _enable_wal(cursor: Any) -> None:
 # PostgreSQL writers take this transaction-level advisory lock first, so writes run one at a time, as SQLite's
 # BEGIN IMMEDIATE makes them there. Why: every write to memories or messages updates the one search_stats row of its
 # kind and upserts shared search_terms rows from statement triggers, then re-indexes its neighbours with a second
-# statement; two writers interleaving those steps took the same locks in different orders and deadlocked (measured:
-# 30 failed calls with 32 concurrent HTTP clients). Writers already queued on the search_stats row after their first
-# statement, so serialising them from the start gives up little concurrency. (Migrations use another key.)
+# statement; two writers interleaving those steps took the same locks in different orders and deadlocked under
+# concurrent HTTP clients (measured: docs/benchmarks.md, History). Writers already queued on the search_stats row
+# after their first statement, so serialising them from the start gives up little concurrency. (Migrations use
+# another key.)
 _WRITER_LOCK_KEY = 0x6167656E74777269  # "agentwri"
 _TAKE_WRITER_LOCK = text(f"SELECT pg_advisory_xact_lock({_WRITER_LOCK_KEY})")
 

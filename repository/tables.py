@@ -160,7 +160,8 @@ class MessageRow(Base):
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow, nullable=False)
     # Stems of the text and of the neighbouring messages' text (repository.search_index maintains both). Deferred:
-    # only search reads them (by column); loading them with every row cost a 50-message page 4.6 ms instead of 3.2.
+    # only search reads them (by column); loading them with every row slowed every history page (measured:
+    # docs/benchmarks.md, History).
     search_body: Mapped[str] = mapped_column(Text, default="", nullable=False, deferred=True)
     search_ctx: Mapped[str] = mapped_column(Text, default="", nullable=False, deferred=True)
 

@@ -201,8 +201,7 @@ def bm25f_scores(
     docs[i][f] is field f of candidate i as stored: stems joined by single spaces. avg_len[f] is the
     collection-wide average length of field f (from the stats table)."""
     # Term frequencies come from substring counts on the stored strings, not from splitting every candidate into
-    # a Counter: ranking one search's candidates took 1.2 ms the old way, 0.7 ms this way (10k memories, scale
-    # benchmark text and questions).
+    # a Counter, which took almost twice as long per search (measured: docs/benchmarks.md, History).
     # " t " finds whole stems only; str.count misses back-to-back repeats (" t t "), so those count on a copy
     # with doubled spaces.
     terms = [(f" {t} ", f" {t} {t} ", idf(df.get(t, 0), n_docs) * w) for t, w in query_weights.items()]
