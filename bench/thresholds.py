@@ -35,3 +35,12 @@ LOCOMO_RECALL_AT_5 = {"memories": 0.70, "history": 0.78}
 LOCOMO_PG_DELTA = 0.03
 # search_memories p95 round trip over stdio at most this many ms on the LoCoMo data.
 LOCOMO_SEARCH_P95_MS = 15.0
+
+# --- Needles (bench/needles.py) --------------------------------------------------------------------------------------
+
+# Every sampled row first when searched by its own first 300 characters.
+NEEDLES_SELF_AT_1 = 1.0
+# Sampled rows in the top 5 when searched by their most distinctive token, at least this share.
+NEEDLES_TOKEN_AT_5 = 0.99
+# Chinese and Japanese rows in the top 5 when searched by a word they hold, at least this share.
+NEEDLES_CJK_WORD_AT_5 = 0.95

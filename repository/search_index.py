@@ -25,7 +25,7 @@ from sqlalchemy import ColumnElement, Table, bindparam, select, union_all, updat
 from sqlalchemy.orm import Session
 
 from repository.runtime import runtime_of
-from repository.textsearch import CTX_WINDOW, Analyzer
+from repository.textsearch import CTX_STEMS, CTX_WINDOW, Analyzer
 
 MEMORY_NEIGHBOUR_WINDOW = timedelta(minutes=30)
 
@@ -48,8 +48,19 @@ class IndexedRow:
     ctx: str
 
 
+def lent_stems(body: str) -> str:
+    """What a neighbour lends to a row's context: the first CTX_STEMS stems of its body.
+
+    Bounded so that a long neighbour (a pasted document) neither hides the rows beside it (the full-text engines
+    normalise by the whole row's length) nor makes every query match them.
+    """
+    if body.count(" ") < CTX_STEMS:
+        return body
+    return " ".join(body.split(" ", CTX_STEMS)[:CTX_STEMS])
+
+
 def contexts(docs: Sequence[IndexedRow], targets: Iterable[int], window: timedelta | None) -> dict[int, str]:
-    """The context string of each target position: bodies of up to CTX_WINDOW neighbours on each side."""
+    """The context string of each target position: what up to CTX_WINDOW neighbours on each side lend."""
     result = {}
     for i in targets:
         doc = docs[i]
@@ -59,7 +70,7 @@ def contexts(docs: Sequence[IndexedRow], targets: Iterable[int], window: timedel
                 continue
             if window is not None and abs(docs[j].created_at - doc.created_at) > window:
                 continue
-            parts.append(docs[j].body)
+            parts.append(lent_stems(docs[j].body))
         result[doc.seq] = " ".join(parts)
     return result
 

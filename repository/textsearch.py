@@ -17,10 +17,10 @@ from __future__ import annotations
 import functools
 import math
 import re
-import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from repository.stemmer import stem
+from repository.tokens import fold, raw_tokens
 
 # ---------------------------------------------------------------------------
 # Generic English function words (the usual IR list), including the fragments
@@ -52,39 +52,6 @@ QUERY_STOPWORDS = STOPWORDS | frozenset(
     """.split()
 )
 
-# ---------------------------------------------------------------------------
-# Tokenisation
-# ---------------------------------------------------------------------------
-_WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)  # runs of unicode letters/digits
-_APOS_RE = re.compile(r"['\u2019\u2018\u02bc`]s\b", re.IGNORECASE)  # possessive 's
-_APOS_ANY = re.compile(r"['\u2019\u2018\u02bc`]")
-
-
-def _fold(text: str) -> str:
-    """Lowercase + strip diacritics (NFKD) so 'Café' == 'cafe'."""
-    if text.isascii():
-        # Most text: nothing to decompose, and the per-character pass was two thirds of text indexing (cProfile).
-        return text.lower()
-    text = unicodedata.normalize("NFKD", text.lower())
-    return "".join(ch for ch in text if not unicodedata.combining(ch))
-
-
-def raw_tokens(text: str) -> list[str]:
-    """Lowercased, diacritic-folded word tokens.  Possessive 's is dropped
-    ("Caroline's" -> "caroline"); other apostrophes join ("don't" -> "dont")."""
-    if not text:
-        return []
-    t = _fold(text)
-    t = _APOS_RE.sub("", t)
-    t = _APOS_ANY.sub("", t)
-    # Tokens longer than MAX_TOKEN_LEN are dropped (PG silently drops words
-    # > 2047 bytes from a tsvector; capping here keeps both backends identical).
-    return [w for w in _WORD_RE.findall(t) if len(w) <= MAX_TOKEN_LEN]
-
-
-MAX_TOKEN_LEN = 64
-
-
 _CONTRACTIONS = frozenset(
     """
     im ive id ill youre youve youd youll hes shes its were theyre theyve theyd theyll
@@ -111,8 +78,11 @@ class Analyzer:
     def analyze(self, text: str, *, query: bool = False, stopwords: frozenset[str] | None = None) -> list[str]:
         skip = (_SKIP_QUERY if query else _SKIP_STORED) if stopwords is None else stopwords | _CONTRACTIONS
         stem_of = self._stem
+        # Single letters say nothing, except a digit or a character of a script without spaces (a whole word).
         return [
-            stem_of(token) for token in raw_tokens(text) if token not in skip and (len(token) > 1 or token.isdigit())
+            stem_of(token)
+            for token in raw_tokens(text)
+            if token not in skip and (len(token) > 1 or token.isdigit() or not token.isascii())
         ]
 
     def index_text(self, text: str) -> str:
@@ -130,7 +100,7 @@ class Analyzer:
 
     def word_stem(self, word: str) -> str:
         """The stem a single word of stored text is indexed under (for marking matches in snippets)."""
-        return self._stem(_fold(word))
+        return self._stem(fold(word))
 
 
 # ---------------------------------------------------------------------------
@@ -173,6 +143,12 @@ K1 = 0.9
 B = 0.2
 CTX_WEIGHT = 0.35  # weight of the neighbour-context field relative to the body
 CTX_WINDOW = 2  # history: messages on each side that form the context field
+# Stems each neighbour lends to the context at most (repository.search_index.lent_stems): no LoCoMo turn has more
+# than 41, and a pasted document lends only its beginning. A context holds at most 2 * CTX_WINDOW * CTX_STEMS.
+CTX_STEMS = 64
+# Length normalisation saturates at this many times a field's average length (see bm25f_scores). No LoCoMo row
+# comes near it (bodies are at most about 4 times the average), so the LoCoMo ranking is unchanged.
+LENGTH_CAP = 8.0
 # Multipliers on the text score (never a filter, and never a score of their own: a row must match some words).
 # LoCoMo-dev history, recall@5 in a scoring harness (docs/retrieval.md), message bodies without the speaker's name:
 # 0.703 neither, 0.764 speaker x2, 0.722 date x2, 0.778 both; both x1.5 0.775, both x3 0.774.
@@ -206,13 +182,15 @@ def bm25f_scores(
     # with doubled spaces.
     terms = [(f" {t} ", f" {t} {t} ", idf(df.get(t, 0), n_docs) * w) for t, w in query_weights.items()]
     # The length normalisation of field f is base + per_token * length (1 when the field is empty everywhere).
-    scale = [(1.0 - b, b / avg) if avg > 0 else (1.0, 0.0) for avg in avg_len]
+    # A field is normalised as if it were at most LENGTH_CAP times the average long: a pasted document is then
+    # still found first by its own words, instead of losing to the short rows it lends its first stems to.
+    scale = [(1.0 - b, b / avg, LENGTH_CAP * avg) if avg > 0 else (1.0, 0.0, 0.0) for avg in avg_len]
     out = []
     for fields in docs:
         padded = [f" {text} " for text in fields]
         weights = [
-            weight / (base + per_token * (text.count(" ") + 1)) if text else 0.0
-            for weight, (base, per_token), text in zip(field_weights, scale, fields, strict=True)
+            weight / (base + per_token * min(text.count(" ") + 1, cap)) if text else 0.0
+            for weight, (base, per_token, cap), text in zip(field_weights, scale, fields, strict=True)
         ]
         s = 0.0
         for single, double, term_weight in terms:
