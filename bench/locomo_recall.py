@@ -42,6 +42,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Self
 
+import _common
 import anyio
 from _common import ROOT, machine, ours_params, pct, write_section
 from mcp import Client
@@ -205,8 +206,15 @@ async def ingest_memories(
     return {"by_id": by_id, "outcomes": outcomes, "write_ms": [t * 1000 for t in times]}
 
 
-async def ingest_history(
+async def ingest_plain_history(
     client: Client, conv: dict[str, Any], errors: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """History the plainest way a host sends it: the speaker inside the text, no name, no time."""
+    return await ingest_history(client, conv, errors, plain=True)
+
+
+async def ingest_history(
+    client: Client, conv: dict[str, Any], errors: list[dict[str, Any]], *, plain: bool = False
 ) -> dict[str, Any]:
     by_id: dict[str, list[str]] = {}
     times = []
@@ -236,6 +244,11 @@ async def ingest_history(
                 }
                 for i, t in enumerate(chunk)
             ]
+            if plain:
+                messages = [
+                    {"role": m["role"], "text_content": f"{t['speaker']}: {m['text_content']}", "context": m["context"]}
+                    for m, t in zip(messages, chunk, strict=True)
+                ]
             t0 = time.perf_counter()
             data = await call(
                 client,
@@ -289,7 +302,7 @@ async def run_one(
                 ours_params(db.url, user=USER, agent=AGENT), mode=client_mode
             ) as client:
                 t0 = time.perf_counter()
-                ingest = ingest_memories if mode == "memories" else ingest_history
+                ingest = {"memories": ingest_memories, "history": ingest_history, "plain": ingest_plain_history}[mode]
                 stored = await ingest(client, conv, errors)
                 run["ingest_s"] = time.perf_counter() - t0
                 run["turns"] = sum(len(t) for _n, _d, t in conv["sessions"])
@@ -430,6 +443,8 @@ def bar_lines(agg: dict[tuple[str, str], dict[str, dict[str, float]]]) -> list[s
     for (backend, mode), groups in agg.items():
         m = groups["all"]
         if m.get("n"):
+            if mode not in LOCOMO_RECALL_AT_5:
+                continue  # the plain feed has no bar of its own: it is measured to compare
             out.append(
                 f"{mode} recall@5 >= {LOCOMO_RECALL_AT_5[mode]:.2f} on {backend}: {f3(m['r@5'])} "
                 f"({verdict(m['r@5'] >= LOCOMO_RECALL_AT_5[mode])})"
@@ -605,10 +620,12 @@ def render_doc(agg: Any, runs: list[dict[str, Any]], info: dict[str, Any]) -> st
 
 
 async def main_async(args: argparse.Namespace) -> int:
+    if args.server:
+        _common.OURS = str(Path(args.server).resolve())
     data_path = Path(args.data).resolve()
     convs = load(data_path, args.conversations)
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
-    modes = ["memories", "history"] if args.mode == "both" else [args.mode]
+    modes = {"both": ["memories", "history"], "all": ["memories", "history", "plain"]}.get(args.mode, [args.mode])
     info: dict[str, Any] = {
         "machine": machine(),
         "commit": commit_string(),
@@ -706,7 +723,9 @@ def main() -> int:
         "--backend", choices=["sqlite", "postgres", "both"], default="both"
     )
     parser.add_argument(
-        "--mode", choices=["memories", "history", "both"], default="both"
+        "--mode", choices=["memories", "history", "plain", "both", "all"], default="both",
+        help="history: as an importer sends it (name, created_at); plain: the speaker in the text, no time; "
+        "both: memories and history; all: the three feeds",
     )
     parser.add_argument(
         "--conversations", type=int, default=None, help="only the first N conversations"
@@ -717,6 +736,9 @@ def main() -> int:
         help="update the locomo section of docs/benchmarks.md",
     )
     parser.add_argument("--json", metavar="PATH", help="dump raw per-question results")
+    parser.add_argument(
+        "--server", metavar="PATH", help="another agent-memory-mcp executable to measure (another checkout's .venv)"
+    )
     parser.add_argument(
         "--client-mode",
         default="legacy",
