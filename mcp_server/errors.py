@@ -44,31 +44,26 @@ def safe_message(exc: BaseException) -> str:
     return INTERNAL_ERROR
 
 
-def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Decorate a tool so every failure leaves it as a ToolError with one actionable sentence."""
+def _failing_as(
+    error: type[ToolError | ResourceError],
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    """A decorator under which every failure leaves as `error`, with one actionable sentence."""
 
-    @functools.wraps(fn)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return await fn(*args, **kwargs)
-        except ToolError:
-            raise
-        except Exception as exc:
-            raise ToolError(safe_message(exc)) from exc
+    def decorate(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        @functools.wraps(fn)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return await fn(*args, **kwargs)
+            except error:
+                raise
+            except Exception as exc:
+                raise error(safe_message(exc)) from exc
 
-    return wrapper
+        return wrapper
+
+    return decorate
 
 
-def resource_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """`tool_errors` for resources and prompts: the same safe sentences, as a ResourceError."""
-
-    @functools.wraps(fn)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return await fn(*args, **kwargs)
-        except ResourceError:
-            raise
-        except Exception as exc:
-            raise ResourceError(safe_message(exc)) from exc
-
-    return wrapper
+# Tools fail with a ToolError (an error result the model reads); resources and prompts with a ResourceError.
+tool_errors = _failing_as(ToolError)
+resource_errors = _failing_as(ResourceError)

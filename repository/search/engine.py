@@ -29,7 +29,7 @@ from repository.search.planning import plan as make_plan
 from repository.search.postgres import PostgresSearch
 from repository.search.ranking import rank
 from repository.search.sqlite import SqliteSearch
-from repository.search.types import Candidate, MemoryFilters, MemoryHit, MessageFilters, MessageHit, Plan
+from repository.search.types import Candidate, MemoryFilters, MemoryHit, MessageFilters, MessageHit, Plan, Stats
 from repository.tables import MemoryRow, MessageRow
 from repository.visibility import (
     not_expired,
@@ -49,16 +49,22 @@ class SearchEngine:
         self.bounds = runtime.bounds
         self.dialect = SqliteSearch(runtime) if runtime.dialect == "sqlite" else PostgresSearch(runtime)
 
+    def _prepare(self, session: Session, corpus: Corpus, query: str) -> tuple[list[str], Stats, Plan] | None:
+        """The query's stems, the collection statistics and the plan; None when nothing can match."""
+        terms = self.runtime.analyzer.query_terms(query)
+        if not terms:
+            return None
+        stats = self.dialect.stats(session, corpus, terms)
+        plan = make_plan(terms, stats, self.bounds)
+        return None if plan is None else (terms, stats, plan)
+
     def memories(
         self, session: Session, query: str, user_id: uuid.UUID, agent_id: uuid.UUID, filters: MemoryFilters, limit: int
     ) -> list[MemoryHit]:
-        terms = self.runtime.analyzer.query_terms(query)
-        if not terms:
+        prepared = self._prepare(session, MEMORIES, query)
+        if prepared is None:
             return []
-        stats = self.dialect.stats(session, MEMORIES, terms)
-        plan = make_plan(terms, stats, self.bounds)
-        if plan is None:
-            return []
+        terms, stats, plan = prepared
         conditions = [self._visible(user_id, agent_id, filters), *_memory_filters(filters)]
         partitions, tokens = self._partitions(user_id, agent_id)
         candidates = self._candidates(session, MEMORIES, plan, conditions, partitions, tokens)
@@ -69,13 +75,10 @@ class SearchEngine:
     def messages(
         self, session: Session, query: str, user_id: uuid.UUID, filters: MessageFilters, limit: int
     ) -> list[MessageHit]:
-        terms = self.runtime.analyzer.query_terms(query)
-        if not terms:
+        prepared = self._prepare(session, MESSAGES, query)
+        if prepared is None:
             return []
-        stats = self.dialect.stats(session, MESSAGES, terms)
-        plan = make_plan(terms, stats, self.bounds)
-        if plan is None:
-            return []
+        terms, stats, plan = prepared
         owned = owned_sessions(user_id, filters.agent_id, filters.session_ids)
         conditions: list[ColumnElement[bool]] = [MessageRow.session_id.in_(owned)]
         if filters.roles:
@@ -104,7 +107,7 @@ class SearchEngine:
         return [MessageHit(Message.model_validate(rows[c.seq]), score) for c, score in ranked if c.seq in rows]
 
     def _top(
-        self, candidates: list[Candidate], terms: list[str], stats: Any, query: str, limit: int
+        self, candidates: list[Candidate], terms: list[str], stats: Stats, query: str, limit: int
     ) -> list[tuple[Candidate, float]]:
         ranked = rank(self.runtime.analyzer, candidates, terms, stats, query_periods(query))
         return ranked[: max(1, min(limit, self.bounds.max_results))]
