@@ -186,7 +186,8 @@ async def search_history(
     """Find messages from this user's past conversations that match a question, best first.
 
     Messages said by someone the question names, or written on a date it names ("on 8 May, 2023", "in May
-    2023"), rank higher. Each result names its session_id; read around it with get_session_history.
+    2023"), rank higher. Codes, versions, emails and URLs match whole or by part; Chinese and Japanese match by a
+    word. Each result names its session_id; read around it with get_session_history.
 
     Example: search_history(query="When did we talk about the Lisbon trip?")
     """

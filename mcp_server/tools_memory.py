@@ -112,8 +112,9 @@ async def search_memories(
     """Find stored memories relevant to a question, best match first.
 
     Use it before answering anything that may depend on what you were told earlier. Ask naturally; no search
-    syntax is needed and none is interpreted (quotes, *, -, : are treated as plain text). Memories stored on a
-    date the question names ("in May 2023") rank higher.
+    syntax is needed and none is interpreted (quotes, *, -, : are treated as plain text). Codes, versions, emails
+    and URLs match whole or by part; Chinese and Japanese match by a word. Memories stored on a date the question
+    names ("in May 2023") rank higher.
 
     Example: search_memories(query="What is the user's favourite colour?")
     """
