@@ -71,9 +71,16 @@ asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
 """
 
 
-def seed(python: Path, url: str, n: int, messages: int) -> str:
+def seed(tree: Path, url: str, n: int, messages: int) -> str:
+    # Run from the checkout itself: `python -c` puts the working directory first on sys.path, so from anywhere
+    # else it would import that directory's `repository` (and migrate with it).
+    python = tree / ".venv" / "bin" / "python"
     done = subprocess.run(
-        [str(python), "-c", SEED, url, str(n), str(messages), str(BENCH)], capture_output=True, text=True, check=True
+        [str(python), "-c", SEED, url, str(n), str(messages), str(BENCH)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tree,
     )
     return done.stdout.strip().splitlines()[-1]
 
@@ -141,7 +148,6 @@ async def compare(
 
 async def main_async(args: argparse.Namespace) -> int:
     gen = TextGen()
-    a_python = Path(args.a) / ".venv" / "bin" / "python"
     for n in (int(s) for s in args.sizes.split(",")):
         with tempfile.TemporaryDirectory(prefix="ab_") as tmp:
             if args.backend == "sqlite":
@@ -151,7 +157,7 @@ async def main_async(args: argparse.Namespace) -> int:
             urls = (url, url)
             try:
                 started = time.perf_counter()
-                session_id = seed(a_python, url, n, args.messages)
+                session_id = seed(Path(args.a).resolve(), url, n, args.messages)
                 print(f"seeded N={n:,} in {time.perf_counter() - started:.0f} s", flush=True)
                 if args.separate:
                     urls = (url, await copy_of(url, Path(tmp)))
