@@ -21,9 +21,10 @@ T = TypeVar("T")
 AnySelect: TypeAlias = Select[*tuple[Any, ...]]
 
 
-def check_window(limit: int, offset: int = 0) -> None:
-    if not 1 <= limit <= REPOSITORY_PAGE_MAX:
-        raise InvalidInputError(f"limit must be between 1 and {REPOSITORY_PAGE_MAX}, got {limit}.")
+def check_window(limit: int, offset: int = 0, maximum: int = REPOSITORY_PAGE_MAX) -> None:
+    """`limit` within 1..maximum (the repositories' own bound by default; operations pass their per-call one)."""
+    if not 1 <= limit <= maximum:
+        raise InvalidInputError(f"limit must be between 1 and {maximum}, got {limit}.")
     if offset < 0:
         raise InvalidInputError(f"offset must be 0 or more, got {offset}.")
 

@@ -70,21 +70,6 @@ class BoundedCache(Generic[K, V]):
                 self._items.popitem(last=False)
             return value
 
-    def peek(self, key: K) -> V | None:
-        return self._items.get(key)
-
-    def put(self, key: K, value: V) -> None:
-        self._items[key] = value
-        self._items.move_to_end(key)
-        if len(self._items) > self.size:
-            self._items.popitem(last=False)
-
-    def discard(self, key: K) -> None:
-        self._items.pop(key, None)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
 
 class Runtime:
     """The bounds, the text analyzer and the caches of one database (one dialect)."""

@@ -22,9 +22,8 @@ from repository.limits import (
 )
 from repository.messages import add_messages_sync, get_history_sync, get_message_sync
 from repository.models import Actor, HistoryPage, Message, MessageCreate, NewMessage, Role, Session, SessionCreate
-from repository.operations.paging import check_limit
 from repository.operations.results import FoundMessage, HistorySearch, SessionListing, Transcript
-from repository.paging import next_offset_cursor, offset_from_cursor
+from repository.paging import check_window, next_offset_cursor, offset_from_cursor
 from repository.search import search_messages_sync
 from repository.search.snippets import snippet
 from repository.sessions import create_session_sync, get_session_sync, list_sessions_sync
@@ -81,7 +80,7 @@ class ConversationOperations:
         start: Literal["latest", "oldest"] = "latest",
     ) -> HistoryPage:
         """A page of one of the actor's sessions (see repository.messages.get_history_sync for the walk)."""
-        check_limit(limit, HISTORY_PAGE_MAX)
+        check_window(limit, maximum=HISTORY_PAGE_MAX)
         return await self.database.read(
             get_history_sync, session_id, limit=limit, cursor=cursor, start=start, user_id=actor.user_id
         )
@@ -91,7 +90,7 @@ class ConversationOperations:
 
     async def list_sessions(self, actor: Actor, *, limit: int = 20, cursor: str | None = None) -> SessionListing:
         """The actor's sessions with its agent, newest first, with message counts."""
-        check_limit(limit, SESSION_PAGE_MAX)
+        check_window(limit, maximum=SESSION_PAGE_MAX)
         page = await self.database.read(
             list_sessions_sync,
             user_id=actor.user_id,
@@ -114,7 +113,7 @@ class ConversationOperations:
     ) -> HistorySearch:
         """Messages of the actor's sessions (of every agent) that match `query`, best first."""
         check_size("query", query, self.limits.max_content_bytes)
-        check_limit(limit, SEARCH_RESULTS_MAX)
+        check_window(limit, maximum=SEARCH_RESULTS_MAX)
         hits = await self.database.read(
             search_messages_sync,
             query,

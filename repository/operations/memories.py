@@ -19,10 +19,9 @@ from repository.memories import (
     upsert_memory_sync,
 )
 from repository.models import Actor, Memory, MemoryCreate, MemoryRecord, MemoryWrite, ReadMode
-from repository.operations.paging import check_limit
 from repository.operations.prompt import prompt_inputs_sync, render_prompt
 from repository.operations.results import FoundMemory, MemoryListing, MemorySearch
-from repository.paging import next_offset_cursor, offset_from_cursor
+from repository.paging import check_window, next_offset_cursor, offset_from_cursor
 from repository.partial import KEEP, Patch, given
 from repository.scopes import ALL_SCOPES, Scope, WritableScope, owner_columns, write_scope
 from repository.search import MemoryFilters, search_memories_sync
@@ -83,7 +82,7 @@ class MemoryOperations:
     ) -> MemorySearch:
         """Memories the actor may see that match `query`, best first, with the scopes searched and the terms used."""
         check_size("query", query, self.limits.max_content_bytes)
-        check_limit(limit, SEARCH_RESULTS_MAX)
+        check_window(limit, maximum=SEARCH_RESULTS_MAX)
         # SQLite's JSON paths cannot express these characters; refuse rather than silently match nothing.
         if metadata and any(not key or '"' in key or "\\" in key for key in metadata):
             raise InvalidInputError("metadata filter keys must be non-empty and free of quotes and backslashes.")
@@ -118,7 +117,7 @@ class MemoryOperations:
         read_mode: ReadMode | None = None,
     ) -> MemoryListing:
         """The memories the actor may see, newest first, a page at a time (`cursor` from the previous page)."""
-        check_limit(limit, MEMORY_PAGE_MAX)
+        check_window(limit, maximum=MEMORY_PAGE_MAX)
         page = await self.database.read(
             list_memories_sync,
             visible_to_pair=(actor.user_id, actor.agent_id),
