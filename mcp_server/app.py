@@ -8,15 +8,17 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from pydantic import ValidationError
+from pydantic import AnyHttpUrl, ValidationError
 
 from mcp_server import resources, tools_history, tools_memory
+from mcp_server.auth import CredentialVerifier
 from mcp_server.config import Settings
 from mcp_server.errors import describe_validation_error
 from mcp_server.schemas import inline_refs
-from mcp_server.state import AppState
+from mcp_server.state import AppState, StateSlot
 
 if TYPE_CHECKING:
     from repository.runtime import Bounds
@@ -36,6 +38,9 @@ _HANDSHAKE_METHODS = frozenset({"initialize", "server/discover"})
 
 class MemoryServer(MCPServer[AppState]):
     """MCPServer whose argument-validation errors are one readable line instead of pydantic's report."""
+
+    # The HTTP server's token verifier (None on stdio), for the HTTP layer's open-loopback check.
+    credential_verifier: CredentialVerifier | None = None
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
@@ -60,12 +65,14 @@ def build_server(settings: Settings, *, bounds: Bounds | None = None) -> MemoryS
     """A ready-to-run server for these settings (and, for tests and tuning, these bounds of per-query work).
     Nothing is opened until the server starts (the lifespan)."""
 
-    static_sessions = resources.StaticSessions()
+    slot = StateSlot()
+    http = settings.transport == "streamable-http"
+    verifier = _verifier(settings, slot) if http else None
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
-        state = AppState(settings, bounds)
-        static_sessions.state = state
+        state = AppState(settings, bounds, authenticated=http)
+        slot.state = state
         async with anyio.create_task_group() as tasks:
             state.attach(tasks)
             if settings.transport != "stdio":
@@ -74,7 +81,7 @@ def build_server(settings: Settings, *, bounds: Bounds | None = None) -> MemoryS
             try:
                 yield state
             finally:
-                static_sessions.state = None
+                slot.state = None
             # Leaving the task group waits for an unfinished open instead of cancelling it: a connection
             # abandoned mid-handshake leaves driver threads calling into a closed event loop.
         await state.close()
@@ -86,13 +93,48 @@ def build_server(settings: Settings, *, bounds: Bounds | None = None) -> MemoryS
         version=_version(),
         lifespan=lifespan,
         log_level=settings.log_level,
+        token_verifier=verifier,
+        auth=_auth_settings(settings) if verifier is not None else None,
     )
+    server.credential_verifier = verifier
     server.middleware.append(_open_after_handshake)
     tools_memory.register(server)
     tools_history.register(server)
     _inline_output_schemas(server)
-    resources.register(server, static_sessions)
+    resources.register(server, resources.StaticSessions(slot))
     return server
+
+
+def _verifier(settings: Settings, slot: StateSlot) -> CredentialVerifier:
+    jwt = None
+    if settings.oauth_issuer:
+        # Only a server with an OAuth issuer loads the JOSE libraries.
+        from mcp_server.oauth import JwtVerifier  # noqa: PLC0415
+
+        if not settings.public_url:
+            raise ValueError("AGENT_MEMORY_OAUTH_ISSUER needs AGENT_MEMORY_PUBLIC_URL (the audience tokens carry).")
+        jwt = JwtVerifier(
+            settings.oauth_issuer,
+            settings.public_url,
+            user_claim=settings.oauth_user_claim,
+            agent_claim=settings.oauth_agent_claim,
+        )
+    return CredentialVerifier(settings, slot, jwt)
+
+
+def _auth_settings(settings: Settings) -> AuthSettings:
+    """The SDK's resource-server settings. With an OAuth issuer, the protected resource metadata is served for
+    AGENT_MEMORY_PUBLIC_URL; with tokens alone there is no authorization server to advertise, so the issuer field
+    (required by the SDK) only names this server and no metadata route is added."""
+    if settings.oauth_issuer and settings.public_url:
+        return AuthSettings(
+            issuer_url=AnyHttpUrl(settings.oauth_issuer),
+            resource_server_url=AnyHttpUrl(settings.public_url),
+            # Our verifier checks the audience itself (mcp_server.oauth).
+            validate_token_resource=False,
+        )
+    own = settings.public_url or f"http://{settings.host}:{settings.port}"
+    return AuthSettings(issuer_url=AnyHttpUrl(own), resource_server_url=None)
 
 
 def _inline_output_schemas(server: MCPServer[Any]) -> None:

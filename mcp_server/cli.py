@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 
 from mcp_server.app import build_server
+from mcp_server.cli_tokens import add_token_commands, run_token_command
 from mcp_server.config import Settings
 from mcp_server.importer import ImportLineError, import_memories
 from repository.errors import RepositoryError
@@ -32,6 +33,12 @@ environment variables (flags override them):
   AGENT_MEMORY_LISTING_PREVIEW_CHARS  longer contents are cut in listings (default 2000)
   AGENT_MEMORY_HTTP_TOKENS       JSON {"token": "user"} or {"token": {"user": u, "agent": a}}
   AGENT_MEMORY_HTTP_TOKENS_FILE  file with the same JSON
+  AGENT_MEMORY_OAUTH_ISSUER      OAuth issuer whose JWTs are accepted (needs AGENT_MEMORY_PUBLIC_URL)
+  AGENT_MEMORY_PUBLIC_URL        this server's MCP URL, the audience of its JWTs
+  AGENT_MEMORY_OAUTH_USER_CLAIM, AGENT_MEMORY_OAUTH_AGENT_CLAIM   JWT claims naming user (sub) and agent
+  AGENT_MEMORY_HTTP_STATELESS    serve each HTTP request on its own (default true; false: sessions)
+  AGENT_MEMORY_HTTP_MAX_BODY_BYTES  largest request body (default 8 x max content + 1 MiB) -> 413
+  AGENT_MEMORY_HTTP_RATE_LIMIT   requests/s per credential, burst twice that (default 50; 0: off) -> 429
   AGENT_MEMORY_POOL_SIZE, AGENT_MEMORY_MAX_OVERFLOW, AGENT_MEMORY_STATEMENT_TIMEOUT_MS   PostgreSQL pool
   AGENT_MEMORY_SQLITE_BUSY_TIMEOUT_MS, AGENT_MEMORY_SQLITE_CACHE_MB                   SQLite
   AGENT_MEMORY_LOG_LEVEL         DEBUG, INFO, WARNING (default), ERROR; logs go to stderr
@@ -42,6 +49,9 @@ examples:
   agent-memory-mcp --transport streamable-http --port 8765 --database-url postgresql+asyncpg://localhost/memory
   agent-memory-mcp migrate                          # create or upgrade the schema, then exit
   agent-memory-mcp import memories.jsonl --user ada@example.com   # bulk-load memories (one JSON object a line)
+  agent-memory-mcp token create --user ada@example.com --expires-in 30d   # prints a new HTTP token once
+  agent-memory-mcp token list --json                # every token, never its secret
+  agent-memory-mcp token revoke ID
 """
 
 
@@ -50,47 +60,46 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+def _common_options() -> argparse.ArgumentParser:
+    # SUPPRESS: an option left out of a subcommand does not overwrite the same option given before it.
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    common.add_argument("--transport", choices=["stdio", "streamable-http"], help="default: stdio")
+    common.add_argument("--host", help="HTTP bind address (default 127.0.0.1)")
+    common.add_argument("--port", type=int, help="HTTP port (default 8765)")
+    common.add_argument("--database-url", help="overrides AGENT_MEMORY_DATABASE_URL")
+    common.add_argument("--user", help="user the tools act for (stdio, or HTTP without credentials)")
+    common.add_argument("--agent", help="agent the tools act for")
+    common.add_argument("--no-auto-migrate", action="store_true", help="refuse to start on an outdated schema")
+    common.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return common
+
+
 def _parser() -> argparse.ArgumentParser:
+    common = _common_options()
     parser = argparse.ArgumentParser(
         prog="agent-memory-mcp",
         description="MCP server giving LLM agents persistent memory and conversation history.",
         epilog=ENVIRONMENT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common],
     )
-    parser.add_argument(
-        "command",
-        nargs="?",
-        choices=["serve", "migrate", "import"],
-        default="serve",
-        help="serve (default); migrate the database and exit; import FILE: bulk-load memories from JSON Lines",
-    )
-    parser.add_argument("file", nargs="?", help="for import: a .jsonl file, or - for standard input")
-    parser.add_argument("--transport", choices=["stdio", "streamable-http"], help="default: stdio")
-    parser.add_argument("--host", help="HTTP bind address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="HTTP port (default 8765)")
-    parser.add_argument("--database-url", help="overrides AGENT_MEMORY_DATABASE_URL")
-    parser.add_argument("--user", help="user the tools act for (stdio, or HTTP without tokens)")
-    parser.add_argument("--agent", help="agent the tools act for")
-    parser.add_argument("--no-auto-migrate", action="store_true", help="refuse to start on an outdated schema")
-    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    commands = parser.add_subparsers(dest="command", metavar="{serve,migrate,import,token}")
+    commands.add_parser("serve", help="serve MCP (the default)", parents=[common])
+    commands.add_parser("migrate", help="create or upgrade the database schema, then exit", parents=[common])
+    importing = commands.add_parser("import", help="bulk-load memories from JSON Lines", parents=[common])
+    importing.add_argument("file", nargs="?", help="a .jsonl file, or - for standard input")
+    add_token_commands(commands, common)
     return parser
+
+
+_SETTING_FLAGS = ("transport", "host", "port", "database_url", "user", "agent", "log_level")
 
 
 def load_settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {
-        key: value
-        for key, value in {
-            "transport": args.transport,
-            "host": args.host,
-            "port": args.port,
-            "database_url": args.database_url,
-            "user": args.user,
-            "agent": args.agent,
-            "log_level": args.log_level,
-        }.items()
-        if value is not None
+        key: getattr(args, key) for key in _SETTING_FLAGS if getattr(args, key, None) is not None
     }
-    if args.no_auto_migrate:
+    if getattr(args, "no_auto_migrate", False):
         overrides["auto_migrate"] = False
     return Settings(**overrides)
 
@@ -107,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         return _migrate(settings)
     if args.command == "import":
-        return _import(settings, args.file)
+        return _import(settings, getattr(args, "file", None))
+    if args.command == "token":
+        return run_token_command(settings, args)
     if settings.transport == "streamable-http":
         from mcp_server.http import serve_http  # noqa: PLC0415 - uvicorn loads only for an HTTP server
 

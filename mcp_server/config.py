@@ -48,6 +48,30 @@ class Settings(BaseSettings):
         description='Bearer tokens for HTTP, as JSON: {"token": "user"} or {"token": {"user": "u", "agent": "a"}}.',
     )
     http_tokens_file: Path | None = Field(default=None, description="A JSON file with the same shape as http_tokens.")
+    oauth_issuer: str | None = Field(
+        default=None,
+        description="OAuth 2.1 issuer whose JWT access tokens are accepted (JWKS found by its discovery document).",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="This server's public MCP URL, e.g. https://memory.example.com/mcp: the audience JWTs must carry.",
+    )
+    oauth_user_claim: str = Field(default="sub", min_length=1, description="The JWT claim naming the user.")
+    oauth_agent_claim: str | None = Field(
+        default=None, description="The JWT claim naming the agent (absent: the configured agent)."
+    )
+    http_stateless: bool = Field(
+        default=True,
+        description="Serve each HTTP request on its own (any replica can answer it); false keeps per-client sessions.",
+    )
+    http_max_body_bytes: int | None = Field(
+        default=None,
+        ge=1_024,
+        description="Largest HTTP request body; default 8 x max_content_bytes + 1 MiB (see the README).",
+    )
+    http_rate_limit: float = Field(
+        default=50.0, ge=0, description="Requests per second per credential (burst: twice that); 0 turns it off."
+    )
     pool_size: int = Field(default=5, ge=1, le=100, description="PostgreSQL connection pool size.")
     max_overflow: int = Field(default=10, ge=0, le=200, description="PostgreSQL connections beyond the pool size.")
     statement_timeout_ms: int = Field(default=30_000, ge=100, description="PostgreSQL statement timeout.")
@@ -75,6 +99,11 @@ class Settings(BaseSettings):
             else:
                 raise ValueError("each HTTP token must map to a user string or {'user': ..., 'agent': ...}")
         return resolved
+
+    def max_body_bytes(self) -> int:
+        # A client may escape every non-ASCII character (\uXXXX, up to 6 bytes for one byte of content): 8x the
+        # largest content keeps any accepted content under the limit, with room for the rest of the request.
+        return self.http_max_body_bytes or 8 * self.max_content_bytes + 1_048_576
 
     def resolved_database_url(self) -> str:
         return self.database_url or default_sqlite_url()

@@ -1,7 +1,12 @@
-"""Streamable HTTP serving: one shared server, each request identified by its bearer token.
+"""Streamable HTTP serving: one shared server, each request identified by its verified bearer token.
 
-Without tokens the server acts for the configured user, which is only safe on a loopback address: binding to any
-other address without tokens is refused (fail closed).
+The layers of a request, outermost first: the per-credential rate limit (429), the open-loopback credential (only
+on a loopback bind with no credential source), then the SDK's app: body size limit (413), authentication through
+our `TokenVerifier` (401 with WWW-Authenticate), the MCP transport (stateless by default, so any replica can answer
+any request).
+
+Without any credential source the server acts for the configured user, which is only safe on a loopback address:
+binding to any other address without one is refused (fail closed).
 """
 
 from __future__ import annotations
@@ -11,8 +16,12 @@ import logging
 import sys
 from typing import Any
 
+import anyio
+
 from mcp_server.app import build_server
+from mcp_server.auth import OpenLoopback
 from mcp_server.config import Settings
+from mcp_server.rate_limit import RateLimit
 
 log = logging.getLogger(__name__)
 
@@ -26,41 +35,41 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class BearerAuth:
-    """ASGI middleware: 401 for any request without a configured bearer token."""
-
-    def __init__(self, app: Any, tokens: dict[str, tuple[str, str]]) -> None:
-        self.app = app
-        self.tokens = tokens
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and self.tokens:
-            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-            scheme, _, token = headers.get("authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or token.strip() not in self.tokens:
-                body = b'{"error": "unauthorized: send Authorization: Bearer <token>"}'
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 401,
-                        "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
-                return
-        await self.app(scope, receive, send)
-
-
 def build_http_app(settings: Settings) -> Any:
     server = build_server(settings)
-    return BearerAuth(server.streamable_http_app(host=settings.host), settings.tokens())
+    app: Any = server.streamable_http_app(
+        host=settings.host,
+        stateless_http=settings.http_stateless,
+        max_request_body_size=settings.max_body_bytes(),
+    )
+    verifier = server.credential_verifier
+    if verifier is not None and is_loopback(settings.host):
+        app = OpenLoopback(app, verifier)
+    return RateLimit(app, settings.http_rate_limit)
+
+
+def _managed_tokens_exist(settings: Settings) -> bool:
+    from repository.operations import Operations  # noqa: PLC0415 - the data layer, for this one check at start
+
+    async def check() -> bool:
+        operations = await Operations.open(
+            settings.resolved_database_url(), options=settings.engine_options(), auto_migrate=settings.auto_migrate
+        )
+        try:
+            return await operations.credentials.any_token()
+        finally:
+            await operations.close()
+
+    return anyio.run(check)
 
 
 def serve_http(settings: Settings) -> int:
-    if not settings.tokens() and not is_loopback(settings.host):
+    has_credentials = bool(settings.tokens()) or bool(settings.oauth_issuer)
+    if not has_credentials and not is_loopback(settings.host) and not _managed_tokens_exist(settings):
         refusal = (
-            f"agent-memory-mcp: refusing to serve {settings.host} without bearer tokens: set AGENT_MEMORY_HTTP_TOKENS "
-            "(or AGENT_MEMORY_HTTP_TOKENS_FILE), or bind to 127.0.0.1."
+            f"agent-memory-mcp: refusing to serve {settings.host} without credentials: create a token "
+            "(agent-memory-mcp token create --user U), set AGENT_MEMORY_HTTP_TOKENS or AGENT_MEMORY_OAUTH_ISSUER, "
+            "or bind to 127.0.0.1."
         )
         print(refusal, file=sys.stderr)
         return 2

@@ -13,9 +13,9 @@ from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.server.mcpserver.prompts.base import Message, UserMessage
 
 from mcp_server.errors import resource_errors
-from mcp_server.identity import Ctx, acting
+from mcp_server.identity import Ctx, acting, acting_for, verified_token
 from mcp_server.schemas import MemoryOut, SessionOut
-from mcp_server.state import AppState
+from mcp_server.state import AppState, StateSlot
 from repository.checks import parse_id
 from repository.limits import RECENT_SESSIONS, SESSION_PAGE_MAX, TRANSCRIPT_MESSAGES
 from repository.models import Actor, HistoryPage, Session
@@ -55,19 +55,17 @@ async def agent_context(ctx: Ctx) -> list[Message]:
 
 class StaticSessions:
     """`memory://sessions`: static resources get no request context, so this one reads the running server's state
-    (set by the lifespan) and acts for the configured user, which only a server without tokens has."""
+    from the slot the lifespan fills, and the caller's identity from the SDK's auth context (none: refused on an
+    HTTP server, the configured user on stdio)."""
 
-    def __init__(self) -> None:
-        self.state: AppState | None = None
+    def __init__(self, slot: StateSlot) -> None:
+        self.slot = slot
 
     async def read(self) -> str:
-        state = self.state
+        state = self.slot.state
         if state is None:
             raise ResourceError("The server is not running.")
-        if state.tokens:
-            # No request context here, so no caller identity: fail closed on a shared server.
-            raise ResourceError("On a server with HTTP tokens, read memory://sessions/recent instead.")
-        ops, actor = await state.acting(state.settings.user, state.settings.agent)
+        ops, actor = await acting_for(state, verified_token(None))
         return await _recent_sessions_json(ops, actor, RECENT_SESSIONS)
 
 
@@ -109,8 +107,8 @@ def register(server: MCPServer[AppState], static_sessions: StaticSessions) -> No
     server.resource(
         "memory://sessions",
         mime_type="application/json",
-        description="Your most recent sessions with this agent (the configured user), newest first.",
-    )(static_sessions.read)
+        description="Your most recent sessions with this agent, newest first.",
+    )(resource_errors(static_sessions.read))
     server.resource(
         "memory://sessions/recent{?limit}",
         mime_type="application/json",

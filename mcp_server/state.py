@@ -46,11 +46,13 @@ class _Attempt:
 
 
 class AppState:
-    """The settings, the token table and the operations of one running server (or one CLI command)."""
+    """The settings and the operations of one running server (or one CLI command)."""
 
-    def __init__(self, settings: Settings, bounds: Bounds | None = None) -> None:
+    def __init__(self, settings: Settings, bounds: Bounds | None = None, *, authenticated: bool = False) -> None:
         self.settings = settings
-        self.tokens = settings.tokens()
+        # True on an HTTP server: every request carries a verified credential (mcp_server.auth), and a request
+        # without one is refused rather than acting for the configured user.
+        self.authenticated = authenticated
         self.bounds = bounds
         self._attempt = _Attempt()
         self._tasks: anyio.abc.TaskGroup | None = None
@@ -112,14 +114,27 @@ class AppState:
             await self._open(attempt)
         return await self.operations()
 
-    async def acting(self, user_key: str, agent_key: str) -> tuple[Operations, Actor]:
+    async def acting(self, user_key: str, agent_key: str, *, read_only: bool = False) -> tuple[Operations, Actor]:
         """The operations and the (user, agent) behind these names, created on first use."""
         operations = await self.operations()
-        return operations, await operations.identity.actor(user_key, agent_key)
+        return operations, await operations.identity.actor(user_key, agent_key, read_only=read_only)
 
     async def close(self) -> None:
         if self._attempt.operations is not None:
             await self._attempt.operations.close()
+
+
+class StateSlot:
+    """Where the running server's state is found by the parts built before it exists (the token verifier, static
+    resources): set for the lifespan of the server, empty before and after."""
+
+    def __init__(self) -> None:
+        self.state: AppState | None = None
+
+    def get(self) -> AppState:
+        if self.state is None:
+            raise DatabaseOpenError()
+        return self.state
 
 
 def _load_operations() -> type[Operations]:

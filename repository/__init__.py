@@ -57,6 +57,7 @@ _EXPORTS = {
     "NotFoundError": "repository.errors",
     "Page": "repository.models",
     "ReadOnlyError": "repository.errors",
+    "PermissionDeniedError": "repository.errors",
     "RepositoryError": "repository.errors",
     "SchemaVersionError": "repository.errors",
     "Session": "repository.models",

@@ -7,7 +7,17 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from repository.errors import InvalidInputError
+from repository.errors import InvalidInputError, PermissionDeniedError
+from repository.models import Actor
+
+
+def check_writable(actor: Actor) -> None:
+    """Refuse every write by a read-only credential, before any other check."""
+    if actor.read_only:
+        raise PermissionDeniedError(
+            "This credential is read-only: it can search and read, not store, change or delete. "
+            "Use a token created without --read-only to write."
+        )
 
 
 def check_size(label: str, text: str | None, limit: int) -> None:

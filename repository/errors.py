@@ -27,6 +27,10 @@ class ReadOnlyError(RepositoryError):
     """The row is marked read-only for agents and cannot be changed through this path."""
 
 
+class PermissionDeniedError(RepositoryError):
+    """The acting credential may not do this (a read-only token asked to write)."""
+
+
 class SchemaVersionError(RepositoryError):
     """The database schema does not match this code (newer than the code, or not migrated)."""
 

@@ -71,6 +71,8 @@ class Actor:
 
     user_id: uuid.UUID
     agent_id: uuid.UUID
+    # A read-only credential (a token created with --read-only): every write operation refuses it.
+    read_only: bool = False
 
 
 # --- users -------------------------------------------------------------------------------------------------------

@@ -217,3 +217,23 @@ class MemoryRow(TimestampMixin, Base):
         # The unique (name, scope) and (content_hash, scope) indexes are expression indexes whose NULL
         # handling differs per dialect: see repository.scope and the migrations.
     )
+
+
+class ApiTokenRow(Base):
+    """A managed bearer token: only the SHA-256 of its secret is stored (see repository.credentials)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    # NULL: the token acts for the server's configured agent.
+    agent_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("agents.id", ondelete="CASCADE"))
+    read_only: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    note: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, nullable=False)
+    expires_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    revoked_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    last_used_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+    __table_args__ = (Index("ix_api_tokens_user_id", "user_id"),)

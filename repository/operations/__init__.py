@@ -18,15 +18,16 @@ from repository.database import Database
 from repository.limits import ContentLimits
 from repository.migrate import ensure_schema
 from repository.operations.conversations import ConversationOperations
+from repository.operations.credentials import Credentials
 from repository.operations.identity import Identities
 from repository.operations.memories import MemoryOperations
 from repository.runtime import Bounds
 
-__all__ = ["ConversationOperations", "Identities", "MemoryOperations", "Operations"]
+__all__ = ["ConversationOperations", "Credentials", "Identities", "MemoryOperations", "Operations"]
 
 
 class Operations:
-    """The operations of one database: memories, conversations and identity."""
+    """The operations of one database: memories, conversations, identity and credentials."""
 
     def __init__(self, database: Database, limits: ContentLimits | None = None) -> None:
         self.database = database
@@ -34,6 +35,7 @@ class Operations:
         self.memories = MemoryOperations(database, self.limits)
         self.conversations = ConversationOperations(database, self.limits)
         self.identity = Identities(database)
+        self.credentials = Credentials(database)
 
     @classmethod
     async def open(

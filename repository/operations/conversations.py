@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from sqlalchemy.orm import Session as DbSession
 
-from repository.checks import check_aware, check_json_size, check_size
+from repository.checks import check_aware, check_json_size, check_size, check_writable
 from repository.database import Database
 from repository.errors import InvalidInputError
 from repository.limits import (
@@ -44,6 +44,7 @@ class ConversationOperations:
         platform: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> Session:
+        check_writable(actor)
         check_json_size("metadata", metadata, self.limits.max_content_bytes)
         data = SessionCreate(
             user_id=actor.user_id, agent_id=actor.agent_id, name=name, platform=platform, metadata=metadata or {}
@@ -52,6 +53,7 @@ class ConversationOperations:
 
     async def append(self, actor: Actor, session_id: uuid.UUID, messages: Sequence[NewMessage]) -> list[Message]:
         """Append messages to one of the actor's sessions, in order, all or none."""
+        check_writable(actor)
         if not 1 <= len(messages) <= APPEND_BATCH_MAX:
             raise InvalidInputError(f"Pass between 1 and {APPEND_BATCH_MAX} messages per call, got {len(messages)}.")
         limit = self.limits.max_content_bytes

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sqlalchemy.orm import Session
 
 from repository.agents import get_or_create_agent_by_name_sync
@@ -23,9 +25,10 @@ class Identities:
         self.database = database
         self._actors: dict[tuple[str, str], Actor] = {}
 
-    async def actor(self, user_key: str, agent_key: str) -> Actor:
+    async def actor(self, user_key: str, agent_key: str, *, read_only: bool = False) -> Actor:
+        """The actor for these names; `read_only` marks a credential that may not write."""
         key = (user_key, agent_key)
         found = self._actors.get(key)
         if found is None:
             found = self._actors[key] = await self.database.write(_resolve_sync, user_key, agent_key)
-        return found
+        return replace(found, read_only=True) if read_only else found

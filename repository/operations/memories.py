@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from repository.checks import check_aware, check_json_size, check_size
+from repository.checks import check_aware, check_json_size, check_size, check_writable
 from repository.database import Database
 from repository.errors import InvalidInputError
 from repository.limits import BULK_MEMORIES_MAX, MEMORY_PAGE_MAX, SEARCH_RESULTS_MAX, ContentLimits
@@ -53,6 +53,7 @@ class MemoryOperations:
         With a name it is an upsert: the memory of that name in the scope is updated, and of the optional fields
         only those not KEEP replace the stored values (a new memory takes the defaults for the others).
         """
+        check_writable(actor)
         limit = self.limits.max_content_bytes
         check_size("content", content, limit)
         if description is not KEEP:
@@ -132,6 +133,7 @@ class MemoryOperations:
 
     async def forget(self, actor: Actor, memory_id: uuid.UUID) -> Memory:
         """Delete a memory the actor may see; read-only memories stay (an agent cannot delete them)."""
+        check_writable(actor)
         return await self.database.write(
             delete_memory_sync, memory_id, user_id=actor.user_id, agent_id=actor.agent_id, allow_read_only=False
         )
@@ -139,6 +141,7 @@ class MemoryOperations:
     async def import_records(self, actor: Actor, records: Sequence[MemoryRecord]) -> int:
         """Insert a batch of imported memories in one transaction; already stored ones are skipped. Returns how
         many were inserted."""
+        check_writable(actor)
         if len(records) > BULK_MEMORIES_MAX:
             raise InvalidInputError(f"At most {BULK_MEMORIES_MAX} memories per import batch, got {len(records)}.")
         items = []
