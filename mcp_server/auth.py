@@ -47,11 +47,14 @@ class Credential:
     agent: str
     read_only: bool = False
 
-    def access_token(self, client_id: str, expires_at: int | None, issuer: str | None = None) -> AccessToken:
+    def access_token(
+        self, client_id: str, expires_at: int | None, issuer: str | None = None, resource: str | None = None
+    ) -> AccessToken:
         # AccessToken.token is required by the SDK; we keep a label there, never the secret.
         return AccessToken(
             token=client_id,
             client_id=client_id,
+            resource=resource,
             scopes=SCOPES_READ if self.read_only else SCOPES_WRITE,
             expires_at=expires_at,
             subject=self.user,
@@ -119,8 +122,11 @@ class CredentialVerifier:
             found = await self.jwt.verify(token)
             if found is None:
                 return None
-            credential = Credential(found.user, found.agent or self.settings.agent)
-            return credential.access_token(found.client_id, found.expires_at, found.issuer)
+            # A token granted memory:read but not memory:write is a read-only credential; any other is read-write.
+            read_only = "memory:read" in found.scopes and "memory:write" not in found.scopes
+            credential = Credential(found.user, found.agent or self.settings.agent, read_only)
+            # `aud` was checked against our public URL, so that is the resource it was issued for.
+            return credential.access_token(found.client_id, found.expires_at, found.issuer, self.jwt.audience)
         return None
 
     async def _managed_token(self, token: str, digest: bytes) -> AccessToken | None:
