@@ -1,7 +1,8 @@
 """Engines, sessions and the one unit-of-work helper that owns transactions.
 
 Repository functions take an `AsyncSession` first, `flush()` and never commit: `Database.transaction()` commits
-on success, rolls back on error and translates driver errors into `repository.errors` in one place.
+on success, rolls back on error and translates driver errors into `repository.errors` (`db_errors.translate_errors`,
+the one place that does).
 """
 
 from __future__ import annotations
@@ -9,10 +10,9 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,13 +20,13 @@ import anyio
 from sqlalchemy import Engine, event, text
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session as SyncSession
 
 from repository.connection import EngineOptions
-from repository.errors import ConflictError, DatabaseUnavailableError, InvalidInputError, RepositoryError
+from repository.db_errors import translate_errors
+from repository.errors import InvalidInputError
 from repository.runtime import Bounds, Runtime
 
 log = logging.getLogger(__name__)
@@ -273,71 +273,3 @@ class Database:
         await self.engine.dispose()
         if self._sync_engine is not None:
             self._sync_engine.dispose()
-
-
-@contextmanager
-def translate_errors() -> Iterator[None]:
-    """Map driver exceptions to the repository's hierarchy. The driver text goes to the log, never to callers."""
-    try:
-        yield
-    except RepositoryError:
-        raise
-    except IntegrityError as exc:
-        kind = _integrity_kind(exc)
-        log.info("integrity error (%s): %s", kind, exc.orig)
-        if kind == "unique":
-            raise ConflictError(
-                "That value is already taken: choose another name or update the existing item."
-            ) from exc
-        if kind == "foreign_key":
-            raise InvalidInputError("A referenced item does not exist: check the ids you passed.") from exc
-        raise InvalidInputError("The values break a rule of the data model: check them and try again.") from exc
-    except (OperationalError, PoolTimeoutError, OSError) as exc:
-        log.warning("database unavailable: %s", exc)
-        raise DatabaseUnavailableError("The database is busy or unreachable right now: try again in a moment.") from exc
-    except DBAPIError as exc:
-        if exc.connection_invalidated:  # the server dropped the connection (restart, network): a fresh one will do
-            log.warning("database connection lost: %s", exc)
-            raise DatabaseUnavailableError("The database connection was lost: try again.") from exc
-        if _sqlstate(exc) in {"40001", "40P01"}:  # serialization failure, deadlock: nothing was written
-            log.warning("transaction rolled back by the database: %s", exc)
-            raise DatabaseUnavailableError(
-                "A conflicting write got in the way and nothing was saved: try again."
-            ) from exc
-        if _sqlstate(exc) == "57014":  # query_canceled: statement_timeout
-            log.warning("statement timeout: %s", exc)
-            raise DatabaseUnavailableError("The query took too long and was cancelled: narrow it and retry.") from exc
-        if _sqlstate(exc) in {"22P02", "22021", "22001", "54000"}:  # bad text representation, encoding, too long
-            log.info("rejected value: %s", exc)
-            raise InvalidInputError("A value was not accepted by the database: check its format and size.") from exc
-        raise
-
-
-def _sqlstate(exc: DBAPIError) -> str | None:
-    orig = exc.orig
-    # asyncpg errors reach us wrapped by SQLAlchemy's adapter; the original carries the SQLSTATE.
-    for candidate in (orig, getattr(orig, "__cause__", None)):
-        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
-        if code:
-            return str(code)
-    return None
-
-
-def _integrity_kind(exc: IntegrityError) -> str:
-    state = _sqlstate(exc)
-    if state == "23505":
-        return "unique"
-    if state == "23503":
-        return "foreign_key"
-    if state is not None:
-        return "other"
-    # SQLite: classify by extended result code name, not by message text.
-    orig = exc.orig
-    for candidate in (orig, getattr(orig, "__cause__", None)):
-        if isinstance(candidate, sqlite3.Error):
-            name = getattr(candidate, "sqlite_errorname", "")
-            if name in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"):
-                return "unique"
-            if name == "SQLITE_CONSTRAINT_FOREIGNKEY":
-                return "foreign_key"
-    return "other"

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from migrations import SCRIPT_LOCATION
 from repository.database import BEGIN_IMMEDIATE
+from repository.db_errors import is_outage
 from repository.errors import SchemaVersionError
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,11 @@ async def current_revision(engine: AsyncEngine) -> str | None:
     async with engine.connect() as conn:
         try:
             return (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
-        except DBAPIError:
-            # No alembic_version table yet.
+        except DBAPIError as exc:
+            # Only "no such table" means never migrated; a connection lost here is an outage, not an empty
+            # database (treating it as one would try to migrate, or refuse for good without auto-migrate).
+            if is_outage(exc):
+                raise
             return None
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from repository.connection import EngineOptions
 from repository.database import Database
+from repository.db_errors import translate_errors
 from repository.limits import ContentLimits
 from repository.migrate import ensure_schema
 from repository.operations.conversations import ConversationOperations
@@ -50,7 +51,9 @@ class Operations:
         """Connect and bring the schema up to date (or refuse, see `ensure_schema`); `close()` it when done."""
         database = Database(url, options, bounds)
         try:
-            await ensure_schema(database.engine, auto_migrate=auto_migrate)
+            # An outage while opening is "unavailable, try again" like any other call's, not a failed open.
+            with translate_errors():
+                await ensure_schema(database.engine, auto_migrate=auto_migrate)
         except BaseException:
             await database.dispose()
             raise
