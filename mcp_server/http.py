@@ -35,6 +35,23 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class NoStandaloneStream:
+    """A stateless server has nothing to push outside a request, and the SDK would hold a GET stream open idle
+    forever (a connection and a task each, uncounted by the rate limit): answer GET with 405, as the spec allows."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and scope["path"].rstrip("/") == "/mcp":
+            headers = [(b"allow", b"POST"), (b"content-type", b"application/json")]
+            await send({"type": "http.response.start", "status": 405, "headers": headers})
+            body = b'{"error": "method_not_allowed", "error_description": "This stateless server has no GET stream."}'
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+
 def build_http_app(settings: Settings) -> Any:
     server = build_server(settings)
     app: Any = server.streamable_http_app(
@@ -42,6 +59,8 @@ def build_http_app(settings: Settings) -> Any:
         stateless_http=settings.http_stateless,
         max_request_body_size=settings.max_body_bytes(),
     )
+    if settings.http_stateless:
+        app = NoStandaloneStream(app)
     verifier = server.credential_verifier
     if verifier is not None and is_loopback(settings.host):
         app = OpenLoopback(app, verifier)

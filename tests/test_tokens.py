@@ -156,6 +156,8 @@ async def test_http_edge_closes_on_the_first_token_and_limits_bodies_and_rates(t
             assert closed.status_code == 401 and closed.headers["www-authenticate"].startswith("Bearer")
             bearer = {"Authorization": f"Bearer {secret}"}
             assert (await http.post(endpoint, json=TOOLS_LIST, headers=bearer)).status_code == 200
+            # Stateless: nothing to push outside a request, so no idle GET stream is held open.
+            assert (await http.get(endpoint, headers=bearer)).status_code == 405
             for wrong in (f"Basic {secret}", f"Bearer {secret[:-2]}", "Bearer", f"bearer  {secret}x"):
                 assert (await http.post(endpoint, json=TOOLS_LIST, headers={"Authorization": wrong})).status_code == 401
             assert (await http.post(f"{endpoint}?access_token={secret}", json=TOOLS_LIST)).status_code == 401
