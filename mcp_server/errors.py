@@ -25,11 +25,19 @@ R = TypeVar("R")
 INTERNAL_ERROR = "The memory server hit an internal error; it is logged on the server. Try again or report it."
 
 
+def _loc_part(part: str | int) -> str:
+    # A location can hold the caller's own dict keys (metadata.<key>): cut long ones, escape line breaks.
+    text = str(part)
+    if len(text) > 32:
+        text = text[:32] + "..."
+    return text if text.isprintable() else repr(text)
+
+
 def describe_validation_error(exc: ValidationError, what: str = "arguments") -> str:
     """One line naming each bad field and what it needs, without echoing the (maybe huge) value."""
     problems = []
     for error in exc.errors()[:5]:
-        where = ".".join(str(part) for part in error["loc"]) or what
+        where = ".".join(_loc_part(part) for part in error["loc"]) or what
         problems.append(f"{where}: {error['msg']}")
     return f"Invalid {what}: " + "; ".join(problems) + ". Fix these and call again."
 

@@ -6,10 +6,10 @@ Listings and search results carry bounded text: contents over the preview size a
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
 
 from repository.limits import COUNT_CAP
 from repository.models import Access, Memory, Message, ReadMode, Role, Session, SessionSummary
@@ -43,6 +43,21 @@ TextCut = Annotated[
 ContentCut = Annotated[
     bool, Field(exclude_if=_is_false, description="Present and true when content was cut; get_memory has it whole.")
 ]
+
+
+def _storable_time(value: datetime | None) -> datetime | None:
+    # Times are stored in UTC; an offset can push one past year 1 or 9999 there (0001-01-01T00:00:00+14:00),
+    # which the database layer would only find while writing, as an OverflowError (an internal error).
+    if value is not None and value.tzinfo is not None:
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("the time falls outside the years 1 to 9999 once converted to UTC") from None
+    return value
+
+
+# A time argument that is written to the database (the published schema is unchanged: date-time or null).
+StorableTime = Annotated[datetime | None, AfterValidator(_storable_time)]
 
 
 def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:

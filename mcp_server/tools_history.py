@@ -23,6 +23,7 @@ from mcp_server.schemas import (
     SearchHistoryResult,
     SessionList,
     SessionOut,
+    StorableTime,
 )
 from mcp_server.state import AppState
 from repository.checks import parse_id
@@ -37,6 +38,8 @@ CREATED_AT_HELP = NewMessage.model_fields["created_at"].description
 
 class MessageIn(NewMessage):
     """One message for add_messages."""
+
+    created_at: StorableTime = Field(default=None, description=CREATED_AT_HELP)
 
 
 @tool_errors
@@ -75,7 +78,7 @@ async def add_message(
     media_url: Annotated[str | None, Field(description="Optional link to attached media.")] = None,
     mime_type: Annotated[str | None, Field(description="MIME type of the media.")] = None,
     context: Annotated[dict[str, Any] | None, Field(description="Optional JSON context for the turn.")] = None,
-    created_at: Annotated[datetime | None, Field(description=CREATED_AT_HELP)] = None,
+    created_at: Annotated[StorableTime, Field(description=CREATED_AT_HELP)] = None,
 ) -> MessageOut:
     """Append one message to a session's conversation history, in order.
 

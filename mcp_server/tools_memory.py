@@ -15,7 +15,15 @@ from pydantic import Field
 
 from mcp_server.errors import tool_errors
 from mcp_server.identity import Ctx, acting
-from mcp_server.schemas import DeletedMemory, MemoryHitOut, MemoryList, MemoryOut, SearchMemoriesResult, StoredMemory
+from mcp_server.schemas import (
+    DeletedMemory,
+    MemoryHitOut,
+    MemoryList,
+    MemoryOut,
+    SearchMemoriesResult,
+    StorableTime,
+    StoredMemory,
+)
 from mcp_server.state import AppState
 from repository.checks import parse_id
 from repository.limits import MEMORY_PAGE_MAX, SEARCH_RESULTS_MAX
@@ -65,7 +73,7 @@ async def store_memory(
         ),
     ] = None,
     expires_at: Annotated[
-        datetime | None, Field(description="Optional ISO 8601 time after which the memory is ignored.")
+        StorableTime, Field(description="Optional ISO 8601 time after which the memory is ignored.")
     ] = None,
 ) -> StoredMemory:
     """Remember a fact for later conversations (a preference, a decision, a detail about the user).

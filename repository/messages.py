@@ -20,7 +20,7 @@ from repository.clock import utcnow
 from repository.errors import InvalidInputError, NotFoundError
 from repository.limits import REPOSITORY_MESSAGE_BATCH_MAX
 from repository.models import HistoryPage, Message, MessageCreate, MessageUpdate, Page
-from repository.paging import check_window, count, decode_cursor, encode_cursor, page_of
+from repository.paging import check_window, count, decode_cursor, encode_cursor, is_int64, page_of
 from repository.runtime import runtime_of
 from repository.search_index import Neighbours, message_body, relink
 from repository.tables import MessageRow, SessionRow
@@ -196,7 +196,7 @@ def get_history_sync(
         position = decode_cursor(cursor, "history")
         if (
             position.get("s") != str(session_id)
-            or not isinstance(position.get("q"), int)
+            or not is_int64(position.get("q"))
             or position.get("d") not in ("latest", "oldest")
         ):
             raise InvalidInputError("cursor belongs to another session or listing: omit it to start again.")

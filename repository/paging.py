@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeGuard, TypeVar
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -72,12 +72,21 @@ def dialect_insert(session: AsyncSession | Session | str, table: Any) -> Any:
     return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
 
 
+# The largest OFFSET or seq SQLite (INTEGER) and PostgreSQL (bigint) take: a forged cursor past it is invalid
+# input, not a driver overflow.
+INT64_MAX = 2**63 - 1
+
+
+def is_int64(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and -INT64_MAX - 1 <= value <= INT64_MAX
+
+
 def offset_from_cursor(cursor: str | None, kind: str) -> int:
     """The offset an offset-paged listing's cursor points at (0 without a cursor)."""
     if cursor is None:
         return 0
     offset = decode_cursor(cursor, kind).get("o")
-    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+    if not is_int64(offset) or offset < 0:
         raise InvalidInputError("cursor is not valid: pass the next_cursor value from the previous page unchanged.")
     return offset
 
