@@ -10,15 +10,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 from typing import Any
 
 import anyio
 
 from mcp_server.app import build_server
+from mcp_server.cli_lifecycle import add_lifecycle_commands, run_lifecycle_command
 from mcp_server.cli_tokens import add_token_commands, run_token_command
+from mcp_server.cli_transfer import add_transfer_commands, run_transfer_command
 from mcp_server.config import Settings
-from mcp_server.importer import ImportLineError, import_memories
 from repository.errors import RepositoryError
 
 ENVIRONMENT_HELP = """\
@@ -83,11 +83,11 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[common],
     )
-    commands = parser.add_subparsers(dest="command", metavar="{serve,migrate,import,token}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("serve", help="serve MCP (the default)", parents=[common])
     commands.add_parser("migrate", help="create or upgrade the database schema, then exit", parents=[common])
-    importing = commands.add_parser("import", help="bulk-load memories from JSON Lines", parents=[common])
-    importing.add_argument("file", nargs="?", help="a .jsonl file, or - for standard input")
+    add_transfer_commands(commands, common)
+    add_lifecycle_commands(commands, common)
     add_token_commands(commands, common)
     return parser
 
@@ -115,10 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "migrate":
         return _migrate(settings)
-    if args.command == "import":
-        return _import(settings, getattr(args, "file", None))
     if args.command == "token":
         return run_token_command(settings, args)
+    for run in (run_transfer_command, run_lifecycle_command):
+        status = run(settings, args)
+        if status is not None:
+            return status
     if settings.transport == "streamable-http":
         from mcp_server.http import serve_http  # noqa: PLC0415 - uvicorn loads only for an HTTP server
 
@@ -145,22 +147,6 @@ def _migrate(settings: Settings) -> int:
         _say(f"agent-memory-mcp: {exc}")
         return 1
     _say(f"agent-memory-mcp: schema {outcome}")
-    return 0
-
-
-def _import(settings: Settings, file: str | None) -> int:
-    if not file:
-        _say("agent-memory-mcp: import needs a file: agent-memory-mcp import memories.jsonl (or - for stdin)")
-        return 2
-    try:
-        read, inserted = anyio.run(import_memories, settings, Path(file))
-    except OSError as exc:
-        _say(f"agent-memory-mcp: cannot read {file}: {exc.strerror or exc}")
-        return 1
-    except (ImportLineError, RepositoryError) as exc:
-        _say(f"agent-memory-mcp: import stopped at {exc}; earlier batches were kept, run again to resume")
-        return 1
-    _say(f"agent-memory-mcp: read {read}, imported {inserted}, skipped {read - inserted} already stored")
     return 0
 
 

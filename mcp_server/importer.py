@@ -14,10 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import anyio
 from pydantic import ValidationError
 
 from mcp_server.config import Settings
 from mcp_server.state import AppState
+from repository.errors import RepositoryError
 from repository.limits import IMPORT_BATCH
 from repository.models import MemoryRecord
 
@@ -75,3 +77,24 @@ async def import_memories(settings: Settings, path: Path) -> tuple[int, int]:
         return read, inserted
     finally:
         await state.close()
+
+
+def run_import(settings: Settings, file: str | None) -> int:
+    """`agent-memory-mcp import FILE`: the exit status; what happened is said on stderr."""
+    if not file:
+        _say("agent-memory-mcp: import needs a file: agent-memory-mcp import memories.jsonl (or - for stdin)")
+        return 2
+    try:
+        read, inserted = anyio.run(import_memories, settings, Path(file))
+    except OSError as exc:
+        _say(f"agent-memory-mcp: cannot read {file}: {exc.strerror or exc}")
+        return 1
+    except (ImportLineError, RepositoryError) as exc:
+        _say(f"agent-memory-mcp: import stopped at {exc}; earlier batches were kept, run again to resume")
+        return 1
+    _say(f"agent-memory-mcp: read {read}, imported {inserted}, skipped {read - inserted} already stored")
+    return 0
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
