@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 
 from mcp_server.app import build_server
+from mcp_server.cli_console import add_console_command, run_console_command
 from mcp_server.cli_lifecycle import add_lifecycle_commands, run_lifecycle_command
 from mcp_server.cli_tokens import add_token_commands, run_token_command
 from mcp_server.cli_transfer import add_transfer_commands, run_transfer_command
@@ -89,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     add_transfer_commands(commands, common)
     add_lifecycle_commands(commands, common)
     add_token_commands(commands, common)
+    add_console_command(commands, common)
     return parser
 
 
@@ -117,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         return _migrate(settings)
     if args.command == "token":
         return run_token_command(settings, args)
+    if args.command == "console":
+        return run_console_command(settings, args)
     for run in (run_transfer_command, run_lifecycle_command):
         status = run(settings, args)
         if status is not None:

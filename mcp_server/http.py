@@ -21,6 +21,7 @@ import anyio
 from mcp_server.app import build_server
 from mcp_server.auth import OpenLoopback
 from mcp_server.config import Settings
+from mcp_server.console import with_console
 from mcp_server.rate_limit import RateLimit
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,8 @@ def build_http_app(settings: Settings) -> Any:
     )
     if settings.http_stateless:
         app = NoStandaloneStream(app)
+    # Inside OpenLoopback and the rate limit: the console's requests get the same credential and limits as /mcp.
+    app = with_console(app, server, settings)
     verifier = server.credential_verifier
     if verifier is not None and is_loopback(settings.host):
         app = OpenLoopback(app, verifier)

@@ -13,7 +13,19 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, delete, literal_column, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    literal_column,
+    or_,
+    select,
+    text,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from repository._sync import in_async_session
@@ -27,7 +39,7 @@ from repository.scope_keys import SCOPE_COLUMNS, scope_key_exprs
 from repository.search_index import MEMORY_NEIGHBOUR_WINDOW, Neighbours, batch_contexts, memory_body, relink
 from repository.tables import MemoryRow, SessionRow
 from repository.textsearch import Analyzer
-from repository.visibility import not_expired, scope_is, scope_kind_is, visible_to
+from repository.visibility import not_expired, scope_is, scope_kind_is, visibility_partitions, visible_to
 
 _table = cast(Table, MemoryRow.__table__)
 
@@ -321,8 +333,31 @@ def list_memories_sync(
     if not include_expired:
         query = query.where(not_expired())
     total = count(session, query)
-    rows = session.execute(query.order_by(MemoryRow.seq.desc()).limit(limit).offset(offset)).mappings()
+    if visible_to_pair is None:
+        page = query.order_by(MemoryRow.seq.desc()).limit(limit).offset(offset)
+    else:
+        page = _newest_visible(query, visible_to_pair, limit, offset)
+    rows = session.execute(page).mappings()
     return page_of(session, [Memory.model_validate(dict(r)) for r in rows], total, limit, offset)
+
+
+def _newest_visible(query: Any, pair: tuple[uuid.UUID, uuid.UUID], limit: int, offset: int) -> Any:
+    """The page of `query` newest first, one branch per visibility partition. Why: with visible_to's ORs the
+    planners (SQLite at least) read every visible row and sort them for ORDER BY seq DESC LIMIT n; each partition
+    is a key prefix of ix_memories_agent_user_seq, so each branch reads its newest limit+offset rows from the
+    index and only those are merged."""
+    branches = [
+        query.add_columns(MemoryRow.seq.label("newest"))
+        .where(partition)
+        .order_by(MemoryRow.seq.desc())
+        .limit(limit + offset)
+        .subquery()
+        for partition in visibility_partitions(*pair)
+    ]
+    merged = union_all(*(select(branch) for branch in branches)).subquery()
+    return (
+        select(*(merged.c[c.name] for c in MEMORY_COLUMNS)).order_by(merged.c.newest.desc()).limit(limit).offset(offset)
+    )
 
 
 # The async API (an AsyncSession first); the *_sync forms run in one worker-thread hop through Database.write/read.

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
 from repository import KEEP, ContentLimits, InvalidInputError, MemoryRecord, NewMessage, NotFoundError, Operations
-from repository.errors import ReadOnlyError
+from repository.errors import PermissionDeniedError, ReadOnlyError
 from repository.memories import update_memory_sync
 from repository.models import MemoryUpdate
 
@@ -100,3 +101,19 @@ async def test_conversations_belong_to_their_user(ops):
         await ops.conversations.get_message(bob, said[0].id)
     with pytest.raises(NotFoundError):
         await ops.conversations.transcript(bob, uuid.uuid4())
+
+
+async def test_revise_changes_only_what_is_given_under_forgets_rules(ops):
+    ada = await ops.identity.actor("ada@example.com", "helper")
+    bob = await ops.identity.actor("bob@example.com", "helper")
+    stored = (await ops.memories.remember(ada, "Ada keeps bees", name="hobby")).memory
+    revised = await ops.memories.revise(ada, stored.id, content="Ada keeps wasps")
+    assert (revised.content, revised.name) == ("Ada keeps wasps", "hobby")
+    assert (await ops.memories.revise(ada, stored.id, name=None)).name is None
+    with pytest.raises(NotFoundError, match=f"No memory with id {stored.id}"):
+        await ops.memories.revise(bob, stored.id, content="mine now")
+    with pytest.raises(PermissionDeniedError):
+        await ops.memories.revise(replace(ada, read_only=True), stored.id, content="nope")
+    with pytest.raises(InvalidInputError):
+        await ops.memories.revise(ada, stored.id)
+    assert (await ops.memories.get(ada, stored.id)).content == "Ada keeps wasps"

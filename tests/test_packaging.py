@@ -40,6 +40,7 @@ def test_wheel_ships_migrations_and_migrates_from_its_install_location(tmp_path)
     assert "migrations/versions/0002_memory_scope_tokens.py" in names
     assert "migrations/versions/0003_message_body_without_speaker.py" in names
     assert "migrations/versions/0004_gin_pending_list.py" in names
+    assert "mcp_server/console/static/app.js" in names and "mcp_server/console/static/index.html" in names
     assert "migrations/versions/0005_message_session_tokens.py" in names
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "agent-memory-mcp = mcp_server.cli:main" in entry_points

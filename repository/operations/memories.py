@@ -9,16 +9,17 @@ from typing import Any
 
 from repository.checks import check_aware, check_json_size, check_size, check_writable
 from repository.database import Database
-from repository.errors import InvalidInputError
+from repository.errors import InvalidInputError, NotFoundError
 from repository.limits import BULK_MEMORIES_MAX, MEMORY_PAGE_MAX, SEARCH_RESULTS_MAX, ContentLimits
 from repository.memories import (
     bulk_insert_memories_sync,
     delete_memory_sync,
     get_memory_sync,
     list_memories_sync,
+    update_memory_sync,
     upsert_memory_sync,
 )
-from repository.models import Actor, Memory, MemoryCreate, MemoryRecord, MemoryWrite, ReadMode
+from repository.models import Actor, Memory, MemoryCreate, MemoryRecord, MemoryUpdate, MemoryWrite, ReadMode
 from repository.operations.prompt import prompt_inputs_sync, render_prompt
 from repository.operations.results import FoundMemory, MemoryListing, MemorySearch
 from repository.paging import check_window, next_offset_cursor, offset_from_cursor
@@ -137,6 +138,42 @@ class MemoryOperations:
         return await self.database.write(
             delete_memory_sync, memory_id, user_id=actor.user_id, agent_id=actor.agent_id, allow_read_only=False
         )
+
+    async def revise(
+        self,
+        actor: Actor,
+        memory_id: uuid.UUID,
+        *,
+        content: Patch[str] = KEEP,
+        name: Patch[str | None] = KEEP,
+        expires_at: Patch[datetime | None] = KEEP,
+    ) -> Memory:
+        """Change a memory by id (what a person correcting it does): the rules of `forget` apply, a writable
+        credential, a memory the actor may see, never a read-only memory. `name=None` removes the name."""
+        check_writable(actor)
+        if content is not KEEP:
+            if not content.strip():
+                raise InvalidInputError("content is empty: write the fact to remember, or delete the memory.")
+            check_size("content", content, self.limits.max_content_bytes)
+        if expires_at is not KEEP:
+            check_aware("expires_at", expires_at, "2030-01-01T00:00:00Z")
+        if name is not KEEP:
+            name = (name or "").strip() or None
+        changes = given(content=content, name=name, expires_at=expires_at)
+        if not changes:
+            raise InvalidInputError("Nothing to change: give content, name or expires_at.")
+        try:
+            return await self.database.write(
+                update_memory_sync,
+                memory_id,
+                MemoryUpdate.model_validate(changes),
+                user_id=actor.user_id,
+                agent_id=actor.agent_id,
+                allow_read_only=False,
+            )
+        except NotFoundError:
+            # The sentence get and forget give: the same for another user's id as for one that never existed.
+            raise NotFoundError(f"No memory with id {memory_id}.") from None
 
     async def import_records(self, actor: Actor, records: Sequence[MemoryRecord]) -> int:
         """Insert a batch of imported memories in one transaction; already stored ones are skipped. Returns how
