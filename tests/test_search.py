@@ -532,3 +532,24 @@ def _aware(value):
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def test_a_leading_name_counts_as_the_speaker_when_a_row_has_none():
+    from repository.search.ranking import rank
+    from repository.search.tuning import TUNING, opening_speaker
+    from repository.search.types import Candidate
+
+    analyzer = Analyzer()
+    when = datetime(2023, 5, 8, tzinfo=UTC)
+    body = analyzer.index_text("went hiking on the ridge trail")
+    rows = [
+        Candidate(1, body, "", when, None, opening="Melanie: went hiking on the ridge trail"),
+        Candidate(2, body, "", when, None, opening="Caroline: went hiking on the ridge trail"),
+        Candidate(3, body, "", when, "Caroline", opening="Melanie: went hiking"),  # a stored name wins
+    ]
+    terms = analyzer.query_terms("Where did Caroline go hiking?")
+    ranked = rank(analyzer, rows, terms, Stats(n_docs=3, avg_body=5.0, avg_ctx=0.0, df={"hike": 3}))
+    assert [row.seq for row, _ in ranked] == [3, 2, 1]
+    assert ranked[1][1] == pytest.approx(ranked[2][1] * TUNING.speaker_boost)
+    assert opening_speaker("Running shoes: size 44") is None
+    assert opening_speaker("Mary Ann: hello") == "Mary Ann"

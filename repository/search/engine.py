@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, literal, select, union_all
+from sqlalchemy import ColumnElement, String, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from repository.memories import MEMORY_COLUMNS
@@ -29,6 +29,7 @@ from repository.search.planning import plan as make_plan
 from repository.search.postgres import PostgresSearch
 from repository.search.ranking import rank
 from repository.search.sqlite import SqliteSearch
+from repository.search.tuning import TUNING, asks_when
 from repository.search.types import Candidate, MemoryFilters, MemoryHit, MessageFilters, MessageHit, Plan, Stats
 from repository.tables import MemoryRow, MessageRow
 from repository.visibility import (
@@ -40,6 +41,9 @@ from repository.visibility import (
     visibility_tokens,
 )
 
+# Characters of a row's text that ranking reads: enough for a leading "Name: " (repository.search.tuning).
+OPENING_CHARS = 48
+
 
 class SearchEngine:
     """Search for one database: its dialect's strategy (chosen once), its bounds and caches (the runtime's)."""
@@ -48,6 +52,7 @@ class SearchEngine:
         self.runtime = runtime
         self.bounds = runtime.bounds
         self.dialect = SqliteSearch(runtime) if runtime.dialect == "sqlite" else PostgresSearch(runtime)
+        self.tuning = TUNING
 
     def _prepare(self, session: Session, corpus: Corpus, query: str) -> tuple[list[str], Stats, Plan] | None:
         """The query's stems, the collection statistics and the plan; None when nothing can match."""
@@ -109,7 +114,10 @@ class SearchEngine:
     def _top(
         self, candidates: list[Candidate], terms: list[str], stats: Stats, query: str, limit: int
     ) -> list[tuple[Candidate, float]]:
-        ranked = rank(self.runtime.analyzer, candidates, terms, stats, query_periods(query))
+        periods = query_periods(query)
+        ranked = rank(
+            self.runtime.analyzer, candidates, terms, stats, periods, when=asks_when(query), tuning=self.tuning
+        )
         return ranked[: max(1, min(limit, self.bounds.max_results))]
 
     def _visible(self, user_id: uuid.UUID, agent_id: uuid.UUID, filters: MemoryFilters) -> ColumnElement[bool]:
@@ -169,7 +177,17 @@ class SearchEngine:
         match = self.dialect.match(corpus, plan, every=every, scope_tokens=scope_tokens, partitioned=bool(partitions))
         # What ranking reads: the stems, and the creation time and speaker (messages only) that can boost a row.
         speaker = rows.name if rows is MessageRow else literal(None, String)
-        statement = select(rows.seq, rows.search_body, rows.search_ctx, rows.created_at, speaker.label("speaker"))
+        group = rows.session_id if rows is MessageRow else literal(None, String)
+        said = rows.text_content if rows is MessageRow else rows.content
+        statement = select(
+            rows.seq,
+            rows.search_body,
+            rows.search_ctx,
+            rows.created_at,
+            speaker.label("speaker"),
+            group.label("session"),
+            func.substr(said, 1, OPENING_CHARS).label("opening"),
+        )
         if match.join is not None:
             statement = statement.join(*match.join)
         statement = statement.where(match.where, *conditions)

@@ -77,6 +77,9 @@ class Candidate:
     search_ctx: str
     created_at: datetime
     speaker: str | None
+    # The session of a message (None for memories) and the first characters of the row's text.
+    session: Any = None
+    opening: str | None = None
 
 
 @dataclass(frozen=True)
