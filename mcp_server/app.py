@@ -13,12 +13,13 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import AnyHttpUrl, ValidationError
 
-from mcp_server import resources, tools_history, tools_memory
+from mcp_server import completions, notifications, resources, tools_history, tools_memory
 from mcp_server.auth import CredentialVerifier
 from mcp_server.config import Settings
 from mcp_server.errors import describe_validation_error
 from mcp_server.schemas import inline_refs
 from mcp_server.state import AppState, StateSlot
+from mcp_server.sweeper import start_sweeper
 
 if TYPE_CHECKING:
     from repository.runtime import Bounds
@@ -41,6 +42,8 @@ class MemoryServer(MCPServer[AppState]):
 
     # The HTTP server's token verifier (None on stdio), for the HTTP layer's open-loopback check.
     credential_verifier: CredentialVerifier | None = None
+    # Live change notifications of this server (mcp_server.notifications), set by build_server.
+    notifier: notifications.Notifier | None = None
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
@@ -68,6 +71,7 @@ def build_server(settings: Settings, *, bounds: Bounds | None = None) -> MemoryS
     slot = StateSlot()
     http = settings.transport == "streamable-http"
     verifier = _verifier(settings, slot) if http else None
+    notifier = notifications.Notifier(settings)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
@@ -75,6 +79,8 @@ def build_server(settings: Settings, *, bounds: Bounds | None = None) -> MemoryS
         slot.state = state
         async with anyio.create_task_group() as tasks:
             state.attach(tasks)
+            await notifier.attach(state, tasks)
+            sweeping = start_sweeper(tasks, state, settings.sweep_interval_s)
             if settings.transport != "stdio":
                 # An HTTP server has no per-client handshake to protect: open right away.
                 state.start_opening()
@@ -82,6 +88,8 @@ def build_server(settings: Settings, *, bounds: Bounds | None = None) -> MemoryS
                 yield state
             finally:
                 slot.state = None
+                sweeping.cancel()
+                notifier.detach(state)
             # Leaving the task group waits for an unfinished open instead of cancelling it: a connection
             # abandoned mid-handshake leaves driver threads calling into a closed event loop.
         await state.close()
@@ -95,13 +103,17 @@ def build_server(settings: Settings, *, bounds: Bounds | None = None) -> MemoryS
         log_level=settings.log_level,
         token_verifier=verifier,
         auth=_auth_settings(settings) if verifier is not None else None,
+        subscriptions=notifier.listen_bus,
     )
     server.credential_verifier = verifier
+    server.notifier = notifier
     server.middleware.append(_open_after_handshake)
+    notifications.register(server, notifier)
     tools_memory.register(server)
     tools_history.register(server)
     _inline_output_schemas(server)
     resources.register(server, resources.StaticSessions(slot))
+    completions.register(server)
     return server
 
 

@@ -42,6 +42,7 @@ environment variables (flags override them):
   AGENT_MEMORY_HTTP_RATE_LIMIT   requests/s per credential, burst twice that (default 50; 0: off) -> 429
   AGENT_MEMORY_POOL_SIZE, AGENT_MEMORY_MAX_OVERFLOW, AGENT_MEMORY_STATEMENT_TIMEOUT_MS   PostgreSQL pool
   AGENT_MEMORY_SQLITE_BUSY_TIMEOUT_MS, AGENT_MEMORY_SQLITE_CACHE_MB                   SQLite
+  AGENT_MEMORY_SWEEP_INTERVAL_S  seconds between sweeps deleting expired memories (default 3600; 0: off)
   AGENT_MEMORY_LOG_LEVEL         DEBUG, INFO, WARNING (default), ERROR; logs go to stderr
 
 examples:
@@ -53,6 +54,9 @@ examples:
   agent-memory-mcp token create --user ada@example.com --expires-in 30d   # prints a new HTTP token once
   agent-memory-mcp token list --json                # every token, never its secret
   agent-memory-mcp token revoke ID
+  agent-memory-mcp stats --json                     # counts, database size, schema revision
+  agent-memory-mcp purge --expired                  # delete expired memories now
+  agent-memory-mcp delete-user ada@example.com --yes   # everything of one user
 """
 
 

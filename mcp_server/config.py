@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     statement_timeout_ms: int = Field(default=30_000, ge=100, description="PostgreSQL statement timeout.")
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0, description="How long SQLite writers wait for a lock.")
     sqlite_cache_mb: int = Field(default=16, ge=1, description="SQLite page cache per connection, in MiB.")
+    sweep_interval_s: float = Field(
+        default=3600.0,
+        ge=0,
+        description="Seconds between the server's sweeps deleting expired memories (the first comes soon after "
+        "start); 0 turns the sweeper off.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
 
     @field_validator("http_tokens", mode="before")

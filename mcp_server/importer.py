@@ -1,80 +1,40 @@
-"""`agent-memory-mcp import FILE`: bulk-load memories from JSON Lines for the configured user and agent.
+"""`agent-memory-mcp import FILE`: load a file of any known format (mcp_server.formats tells which by its content).
 
-Each line is an object: {"content": "...", "name"?: "...", "scope"?: "user" | "agent", "description"?: "...",
-"metadata"?: {...}, "read_mode"?: "tool" | "system_prompt"}. Lines are inserted in batches, each batch one
-transaction; memories already present (same name, or same content without a name, in the same scope) are skipped,
-so an interrupted import can simply be run again.
+Our export is restored as it is (every user in it, ids kept); the other formats are stored for the configured user
+and agent. Every format is written in batches, one transaction each: a bad line or conversation stops the import
+with its place and what is wrong, nothing of its batch is written, earlier batches stay, and running the import
+again skips what is stored already.
 """
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Iterator
-from pathlib import Path
-from typing import IO, Any
 
 import anyio
-from pydantic import ValidationError
 
 from mcp_server.config import Settings
-from mcp_server.state import AppState
+from mcp_server.formats import conversations, detect, mcp_memory, memories, native
+from mcp_server.formats.source import ImportProblem, Source
+from mcp_server.state import AppState, DatabaseOpenError
 from repository.errors import RepositoryError
-from repository.limits import IMPORT_BATCH
-from repository.models import MemoryRecord
-
-_FIELDS = set(MemoryRecord.model_fields)
 
 
-class ImportLineError(ValueError):
-    def __init__(self, line: int, problem: str) -> None:
-        super().__init__(f"line {line}: {problem}")
-
-
-def _records(stream: IO[str]) -> Iterator[tuple[int, MemoryRecord]]:
-    for number, raw in enumerate(stream, start=1):
-        if raw.strip():
-            yield number, _record(number, raw)
-
-
-def _record(number: int, raw: str) -> MemoryRecord:
-    try:
-        record: Any = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ImportLineError(number, f"not JSON ({exc.msg})") from None
-    if not isinstance(record, dict):
-        raise ImportLineError(number, "expected a JSON object")
-    unknown = set(record) - _FIELDS
-    if unknown:
-        raise ImportLineError(number, f"unknown fields {sorted(unknown)}; allowed: {sorted(_FIELDS)}")
-    if record.get("scope", "user") not in ("user", "agent"):
-        raise ImportLineError(number, f"scope must be 'user' or 'agent', not {record['scope']!r}")
-    try:
-        return MemoryRecord(**record)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "line"
-        raise ImportLineError(number, f"{where}: {first['msg']}") from None
-
-
-async def import_memories(settings: Settings, path: Path) -> tuple[int, int]:
-    """Import the file; returns (lines read, memories inserted)."""
+async def import_file(settings: Settings, source: Source) -> str:
+    """Import `source`; returns the summary line."""
+    kind = detect(source)
+    if kind == "empty":
+        return "the file is empty: nothing to import"
     state = AppState(settings)
     try:
         ops = await state.open_now()
+        if kind == "native":
+            return await native.run(ops, source)
         actor = await ops.identity.actor(settings.user, settings.agent)
-        read = inserted = 0
-        batch: list[MemoryRecord] = []
-        with sys.stdin if str(path) == "-" else path.open(encoding="utf-8") as stream:
-            for _number, record in _records(stream):
-                batch.append(record)
-                read += 1
-                if len(batch) == IMPORT_BATCH:
-                    inserted += await ops.memories.import_records(actor, batch)
-                    batch = []
-            if batch:
-                inserted += await ops.memories.import_records(actor, batch)
-        return read, inserted
+        if kind == "mcp-memory":
+            return await mcp_memory.run(ops, actor, source)
+        if kind == "conversations":
+            return await conversations.run(ops, actor, source)
+        return await memories.run(ops, actor, source)
     finally:
         await state.close()
 
@@ -85,14 +45,30 @@ def run_import(settings: Settings, file: str | None) -> int:
         _say("agent-memory-mcp: import needs a file: agent-memory-mcp import memories.jsonl (or - for stdin)")
         return 2
     try:
-        read, inserted = anyio.run(import_memories, settings, Path(file))
+        source = Source.open(file)
     except OSError as exc:
         _say(f"agent-memory-mcp: cannot read {file}: {exc.strerror or exc}")
         return 1
-    except (ImportLineError, RepositoryError) as exc:
+    except UnicodeDecodeError:
+        _say(f"agent-memory-mcp: cannot read {file}: it is not UTF-8 text")
+        return 1
+    try:
+        summary = anyio.run(import_file, settings, source)
+    except UnicodeDecodeError as exc:
+        _say(
+            f"agent-memory-mcp: import stopped at byte {exc.start} of the text: it is not UTF-8; "
+            "earlier batches were kept"
+        )
+        return 1
+    except OSError as exc:
+        _say(f"agent-memory-mcp: cannot read {file}: {exc.strerror or exc}")
+        return 1
+    except (ImportProblem, RepositoryError, DatabaseOpenError) as exc:
         _say(f"agent-memory-mcp: import stopped at {exc}; earlier batches were kept, run again to resume")
         return 1
-    _say(f"agent-memory-mcp: read {read}, imported {inserted}, skipped {read - inserted} already stored")
+    finally:
+        source.close()
+    _say(f"agent-memory-mcp: {summary}")
     return 0
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+import pydantic_core
+from mcp_types import CallToolResult, ResourceLink, TextContent
 from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
 
 from repository.limits import COUNT_CAP
@@ -296,3 +298,31 @@ class SearchHistoryResult(BaseModel):
     results: list[MessageHitOut]
     query_terms: list[str]
     session_id: NullableStr = Field(description="The one session searched, or null for all of the user's sessions.")
+
+
+# --- resource links beside a result ------------------------------------------------------------------------------
+
+
+def memory_link(memory_id: str, name: str | None) -> ResourceLink:
+    return ResourceLink(
+        uri=f"memory://memories/{memory_id}", name=name or f"memory {memory_id}", mime_type="application/json"
+    )
+
+
+def session_link(session_id: str, name: str | None = None) -> ResourceLink:
+    return ResourceLink(
+        uri=f"memory://sessions/{session_id}/history", name=name or f"session {session_id}", mime_type="text/plain"
+    )
+
+
+def with_links(result: BaseModel, links: list[ResourceLink]) -> CallToolResult:
+    """`result` as the SDK returns a model (the same JSON text first, for the model to read, and the structured
+    content checked against the output schema) followed by resource links to what it names, one per resource."""
+    text = pydantic_core.to_json(result, fallback=str, indent=2).decode()
+    unique: dict[str, ResourceLink] = {}
+    for link in links:
+        unique.setdefault(link.uri, link)
+    return CallToolResult(
+        content=[TextContent(type="text", text=text), *unique.values()],
+        structured_content=result.model_dump(mode="json", by_alias=True),
+    )

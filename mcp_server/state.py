@@ -22,6 +22,7 @@ from repository.limits import ContentLimits
 from repository.models import Actor
 
 if TYPE_CHECKING:
+    from mcp_server.bus import ChangeBus
     from repository.operations import Operations
     from repository.runtime import Bounds
 
@@ -56,6 +57,8 @@ class AppState:
         self.bounds = bounds
         self._attempt = _Attempt()
         self._tasks: anyio.abc.TaskGroup | None = None
+        # Where the operations report committed changes (live notifications); set by the server's lifespan.
+        self.bus: ChangeBus | None = None
 
     def attach(self, tasks: anyio.abc.TaskGroup) -> None:
         """Give the state the lifespan's task group, where the database open will run."""
@@ -79,6 +82,7 @@ class AppState:
                 bounds=self.bounds,
                 limits=ContentLimits(s.max_content_bytes, s.listing_preview_chars),
                 auto_migrate=s.auto_migrate,
+                on_change=self.bus.report if self.bus is not None else None,
             )
             log.info("database ready (%s)", attempt.operations.database.dialect)
         except anyio.get_cancelled_exc_class():

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import MCPServer
-from mcp_types import ToolAnnotations
+from mcp_types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from mcp_server.errors import tool_errors
@@ -24,6 +24,8 @@ from mcp_server.schemas import (
     SessionList,
     SessionOut,
     StorableTime,
+    session_link,
+    with_links,
 )
 from mcp_server.state import AppState
 from repository.checks import parse_id
@@ -48,13 +50,14 @@ async def create_session(
     name: Annotated[str | None, Field(description="A short title for the conversation.")] = None,
     platform: Annotated[str | None, Field(description="Where it happens, e.g. 'slack', 'cli'.")] = None,
     metadata: Annotated[dict[str, Any] | None, Field(description="Optional JSON object kept with it.")] = None,
-) -> SessionOut:
+) -> Annotated[CallToolResult, SessionOut]:
     """Start a new conversation session; its `id` is what add_message and get_session_history take.
 
     Example: create_session(name="Trip planning")
     """
     ops, actor = await acting(ctx)
-    return SessionOut.of(await ops.conversations.start_session(actor, name=name, platform=platform, metadata=metadata))
+    chat = SessionOut.of(await ops.conversations.start_session(actor, name=name, platform=platform, metadata=metadata))
+    return with_links(chat, [session_link(chat.id, chat.name)])
 
 
 async def _append(ctx: Ctx, session_id: str, items: list[MessageIn]) -> list[MessageOut]:
@@ -161,19 +164,20 @@ async def list_sessions(
     ctx: Ctx,
     limit: Annotated[int, Field(ge=1, le=SESSION_PAGE_MAX, description="Page size.")] = 20,
     cursor: Annotated[str | None, Field(description="next_cursor from the previous page.")] = None,
-) -> SessionList:
+) -> Annotated[CallToolResult, SessionList]:
     """List your sessions with this user, newest first, with their message counts.
 
     Example: list_sessions(limit=10)
     """
     ops, actor = await acting(ctx)
     page = await ops.conversations.list_sessions(actor, limit=limit, cursor=cursor)
-    return SessionList(
+    listing = SessionList(
         sessions=[SessionOut.of(s) for s in page.items],
         total=page.total,
         total_capped=page.total_capped,
         next_cursor=page.next_cursor,
     )
+    return with_links(listing, [session_link(s.id, s.name) for s in listing.sessions])
 
 
 @tool_errors
@@ -185,7 +189,7 @@ async def search_history(
     roles: Annotated[list[Role] | None, Field(description="Only messages with these roles.")] = None,
     created_after: Annotated[datetime | None, Field(description="Only messages written at or after this.")] = None,
     created_before: Annotated[datetime | None, Field(description="Only messages written before this.")] = None,
-) -> SearchHistoryResult:
+) -> Annotated[CallToolResult, SearchHistoryResult]:
     """Find messages from this user's past conversations that match a question, best first.
 
     Messages said by someone the question names, or written on a date it names ("on 8 May, 2023", "in May
@@ -205,11 +209,13 @@ async def search_history(
         created_before=created_before,
     )
     preview = ops.limits.preview_chars
-    return SearchHistoryResult(
+    result = SearchHistoryResult(
         results=[MessageHitOut.of(hit.message, preview, round(hit.score, 6), hit.snippet) for hit in found.hits],
         query_terms=found.terms,
         session_id=str(found.session_id) if found.session_id else None,
     )
+    # One link per session the hits come from, in the order of their best hit.
+    return with_links(result, [session_link(hit.session_id) for hit in result.results])
 
 
 def register(server: MCPServer[AppState]) -> None:

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
-from mcp_types import ToolAnnotations
+from mcp_types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from mcp_server.errors import tool_errors
@@ -23,6 +23,8 @@ from mcp_server.schemas import (
     SearchMemoriesResult,
     StorableTime,
     StoredMemory,
+    memory_link,
+    with_links,
 )
 from mcp_server.state import AppState
 from repository.checks import parse_id
@@ -75,7 +77,7 @@ async def store_memory(
     expires_at: Annotated[
         StorableTime, Field(description="Optional ISO 8601 time after which the memory is ignored.")
     ] = None,
-) -> StoredMemory:
+) -> Annotated[CallToolResult, StoredMemory]:
     """Remember a fact for later conversations (a preference, a decision, a detail about the user).
 
     Use it whenever you learn something worth keeping. With `name`, it is an upsert: the memory of that name in the
@@ -97,7 +99,8 @@ async def store_memory(
         read_mode=_or_keep(read_mode),
         expires_at=_or_keep(expires_at),
     )
-    return StoredMemory(**MemoryOut.of(written.memory).model_dump(), outcome=written.outcome)
+    stored = StoredMemory(**MemoryOut.of(written.memory).model_dump(), outcome=written.outcome)
+    return with_links(stored, [memory_link(stored.id, stored.name)])
 
 
 @tool_errors
@@ -116,7 +119,7 @@ async def search_memories(
     ] = None,
     created_after: Annotated[datetime | None, Field(description="Only memories created at or after this.")] = None,
     created_before: Annotated[datetime | None, Field(description="Only memories created before this.")] = None,
-) -> SearchMemoriesResult:
+) -> Annotated[CallToolResult, SearchMemoriesResult]:
     """Find stored memories relevant to a question, best match first.
 
     Use it before answering anything that may depend on what you were told earlier. Ask naturally; no search
@@ -138,21 +141,25 @@ async def search_memories(
         created_before=created_before,
     )
     preview = ops.limits.preview_chars
-    return SearchMemoriesResult(
+    result = SearchMemoriesResult(
         results=[MemoryHitOut.of(hit.memory, preview, round(hit.score, 6), hit.snippet) for hit in found.hits],
         scopes_searched=list(found.scopes),
         query_terms=found.terms,
     )
+    return with_links(result, [memory_link(hit.id, hit.name) for hit in result.results])
 
 
 @tool_errors
-async def get_memory(memory_id: Annotated[str, Field(description="The memory's id.")], ctx: Ctx) -> MemoryOut:
+async def get_memory(
+    memory_id: Annotated[str, Field(description="The memory's id.")], ctx: Ctx
+) -> Annotated[CallToolResult, MemoryOut]:
     """Read one memory in full (search and list results cut long contents and flag them as truncated).
 
     Example: get_memory(memory_id="3f1c...")
     """
     ops, actor = await acting(ctx)
-    return MemoryOut.of(await ops.memories.get(actor, parse_id(memory_id, "memory_id", MEMORY_ID_HINT)))
+    memory = MemoryOut.of(await ops.memories.get(actor, parse_id(memory_id, "memory_id", MEMORY_ID_HINT)))
+    return with_links(memory, [memory_link(memory.id, memory.name)])
 
 
 @tool_errors
@@ -164,7 +171,7 @@ async def list_memories(
     session_id: Annotated[str | None, Field(description="Only memories of this session.")] = None,
     name: Annotated[str | None, Field(description="Only the memory with exactly this name.")] = None,
     read_mode: Annotated[ReadMode | None, Field(description="Only this read mode.")] = None,
-) -> MemoryList:
+) -> Annotated[CallToolResult, MemoryList]:
     """List the memories you can see, newest first, a page at a time.
 
     Use it to review what is stored; use search_memories to find something specific.
@@ -181,12 +188,13 @@ async def list_memories(
         name=name,
         read_mode=read_mode,
     )
-    return MemoryList(
+    listing = MemoryList(
         memories=[MemoryOut.of(m, ops.limits.preview_chars) for m in page.items],
         total=page.total,
         total_capped=page.total_capped,
         next_cursor=page.next_cursor,
     )
+    return with_links(listing, [memory_link(m.id, m.name) for m in listing.memories])
 
 
 @tool_errors

@@ -20,6 +20,8 @@ TRANSCRIPT_MESSAGES = 200
 RECENT_SESSIONS = 20
 # system_prompt memories read to fill an agent's prompt.
 PROMPT_MEMORIES_MAX = 1_000
+# Completion values per request: the MCP specification allows at most 100.
+COMPLETION_MAX = 100
 
 # --- the repositories --------------------------------------------------------------------------------------------
 REPOSITORY_PAGE_MAX = 1_000
@@ -29,6 +31,9 @@ BULK_MEMORIES_MAX = 10_000
 COUNT_CAP = 10_000
 # Memories per transaction when importing a file.
 IMPORT_BATCH = 5_000
+# Expired memories deleted per write transaction. Deleting one re-indexes its neighbours' context, so this bounds
+# how long one purge transaction holds the write lock (docs/benchmarks.md, Lifecycle).
+PURGE_BATCH = 100
 
 
 @dataclass(frozen=True)

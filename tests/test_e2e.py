@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -97,21 +98,23 @@ async def test_stdout_carries_only_protocol(tmp_path):
     try:
         process.stdin.write(request)
         process.stdin.flush()
-        lines = []
-        while len(lines) < 3:
+        responses, notifications = [], []
+        while len(responses) < 3:
             line = process.stdout.readline()
             assert line, "server closed stdout early"
-            lines.append(line)
+            message = json.loads(line)  # every line is JSON-RPC
+            (responses if "id" in message else notifications).append(message)
     finally:
         process.stdin.close()
         process.wait(timeout=20)
-    import json
 
-    # Requests are handled concurrently, so responses may come in any order.
-    messages = sorted((json.loads(line) for line in lines), key=lambda m: m["id"])
+    # Requests are handled concurrently, so responses may come in any order; a write may be followed by a
+    # notification (list_changed), before or after its response.
+    messages = sorted(responses, key=lambda m: m["id"])
     assert [m["id"] for m in messages] == [1, 2, 3]
     assert messages[2]["result"]["isError"] is True
-    assert process.stdout.read() == ""
+    notifications += [json.loads(line) for line in process.stdout.read().splitlines()]
+    assert all("id" not in m and m["method"].startswith("notifications/") for m in notifications), notifications
     process.stdout.close()
     log_file.close()
     process.stdout = None

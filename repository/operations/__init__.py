@@ -21,22 +21,38 @@ from repository.migrate import ensure_schema
 from repository.operations.conversations import ConversationOperations
 from repository.operations.credentials import Credentials
 from repository.operations.identity import Identities
-from repository.operations.memories import MemoryOperations
+from repository.operations.lifecycle import Lifecycle
+from repository.operations.memories import Change, ChangeSink, MemoryOperations
+from repository.operations.transfer import TransferOperations
 from repository.runtime import Bounds
 
-__all__ = ["ConversationOperations", "Credentials", "Identities", "MemoryOperations", "Operations"]
+__all__ = [
+    "Change",
+    "ChangeSink",
+    "ConversationOperations",
+    "Credentials",
+    "Identities",
+    "MemoryOperations",
+    "Operations",
+]
 
 
 class Operations:
     """The operations of one database: memories, conversations, identity and credentials."""
 
-    def __init__(self, database: Database, limits: ContentLimits | None = None) -> None:
+    def __init__(
+        self, database: Database, limits: ContentLimits | None = None, *, on_change: ChangeSink | None = None
+    ) -> None:
+        """`on_change` is told of every committed change to memories, sessions and messages (a `Change`: kind,
+        id, owner columns), after its unit of work commits; the server turns these into notifications."""
         self.database = database
         self.limits = limits or ContentLimits()
-        self.memories = MemoryOperations(database, self.limits)
-        self.conversations = ConversationOperations(database, self.limits)
+        self.memories = MemoryOperations(database, self.limits, on_change)
+        self.conversations = ConversationOperations(database, self.limits, on_change)
         self.identity = Identities(database)
         self.credentials = Credentials(database)
+        self.transfer = TransferOperations(database, self.limits)
+        self.lifecycle = Lifecycle(database)
 
     @classmethod
     async def open(
@@ -47,6 +63,7 @@ class Operations:
         bounds: Bounds | None = None,
         limits: ContentLimits | None = None,
         auto_migrate: bool = True,
+        on_change: ChangeSink | None = None,
     ) -> Operations:
         """Connect and bring the schema up to date (or refuse, see `ensure_schema`); `close()` it when done."""
         database = Database(url, options, bounds)
@@ -57,7 +74,7 @@ class Operations:
         except BaseException:
             await database.dispose()
             raise
-        return cls(database, limits)
+        return cls(database, limits, on_change=on_change)
 
     async def close(self) -> None:
         await self.database.dispose()

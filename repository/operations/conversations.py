@@ -22,6 +22,7 @@ from repository.limits import (
 )
 from repository.messages import add_messages_sync, get_history_sync, get_message_sync
 from repository.models import Actor, HistoryPage, Message, MessageCreate, NewMessage, Role, Session, SessionCreate
+from repository.operations.memories import Change, ChangeSink, report
 from repository.operations.results import FoundMessage, HistorySearch, SessionListing, Transcript
 from repository.paging import check_window, next_offset_cursor, offset_from_cursor
 from repository.search import search_messages_sync
@@ -32,9 +33,11 @@ from repository.sessions import create_session_sync, get_session_sync, list_sess
 class ConversationOperations:
     """The rules of sessions and messages, once for every surface: ownership, sizes, batch and page limits."""
 
-    def __init__(self, database: Database, limits: ContentLimits) -> None:
+    def __init__(self, database: Database, limits: ContentLimits, on_change: ChangeSink | None = None) -> None:
         self.database = database
         self.limits = limits
+        # Called after each write commits, as in MemoryOperations.
+        self.on_change = on_change
 
     async def start_session(
         self,
@@ -49,7 +52,9 @@ class ConversationOperations:
         data = SessionCreate(
             user_id=actor.user_id, agent_id=actor.agent_id, name=name, platform=platform, metadata=metadata or {}
         )
-        return await self.database.write(create_session_sync, data)
+        created = await self.database.write(create_session_sync, data)
+        report(self.on_change, Change("session", "created", created.id, created.agent_id, created.user_id))
+        return created
 
     async def append(self, actor: Actor, session_id: uuid.UUID, messages: Sequence[NewMessage]) -> list[Message]:
         """Append messages to one of the actor's sessions, in order, all or none."""
@@ -70,7 +75,9 @@ class ConversationOperations:
             MessageCreate(session_id=session_id, user_id=actor.user_id, agent_id=actor.agent_id, **item.model_dump())
             for item in messages
         ]
-        return await self.database.write(add_messages_sync, creates, user_id=actor.user_id)
+        added = await self.database.write(add_messages_sync, creates, user_id=actor.user_id)
+        report(self.on_change, Change("messages", "appended", session_id, actor.agent_id, actor.user_id, session_id))
+        return added
 
     async def history(
         self,

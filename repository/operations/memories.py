@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from repository.checks import check_aware, check_json_size, check_size, check_writable
 from repository.database import Database
@@ -28,13 +30,49 @@ from repository.scopes import ALL_SCOPES, Scope, WritableScope, owner_columns, w
 from repository.search import MemoryFilters, search_memories_sync
 from repository.search.snippets import snippet
 
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One committed change, for the publisher given to `Operations` (live notifications): what changed and the
+    owner columns that decide who may read it. kind 'memory': `id` is the memory (None for an import batch, which
+    only changes the set); 'session': a new session; 'messages': messages appended to session `id`."""
+
+    kind: Literal["memory", "session", "messages"]
+    action: Literal["created", "updated", "deleted", "appended"]
+    id: uuid.UUID | None
+    agent_id: uuid.UUID | None
+    user_id: uuid.UUID | None
+    session_id: uuid.UUID | None = None
+
+
+ChangeSink = Callable[[Change], None]
+
+
+def report(sink: ChangeSink | None, change: Change) -> None:
+    """Tell the publisher about a change whose unit of work has committed. The write is saved whatever happens
+    here, so a failing publisher is logged and never turns a saved write into an error for the caller."""
+    if sink is None:
+        return
+    try:
+        sink(change)
+    except Exception:  # the caller's write is saved: a lost notification is only logged
+        log.exception("change publisher failed for %s %s", change.kind, change.id)
+
+
+def _memory_change(memory: Memory, action: Literal["created", "updated", "deleted"]) -> Change:
+    return Change("memory", action, memory.id, memory.agent_id, memory.user_id, memory.session_id)
+
 
 class MemoryOperations:
     """The rules of memories, once for every surface: sizes, scopes, partial updates, visibility, limits."""
 
-    def __init__(self, database: Database, limits: ContentLimits) -> None:
+    def __init__(self, database: Database, limits: ContentLimits, on_change: ChangeSink | None = None) -> None:
         self.database = database
         self.limits = limits
+        # Called after each write commits (never inside the unit of work: a rolled-back write must not be told).
+        self.on_change = on_change
 
     async def remember(
         self,
@@ -68,7 +106,10 @@ class MemoryOperations:
         owner = owner_columns(write_scope(scope, session_id), actor, session_id)
         changes = given(description=description, metadata=metadata, read_mode=read_mode, expires_at=expires_at)
         data = MemoryCreate(content=content, name=name, **owner.model_dump(), **changes)  # type: ignore[arg-type]
-        return await self.database.write(upsert_memory_sync, data, replace=frozenset(changes))
+        written = await self.database.write(upsert_memory_sync, data, replace=frozenset(changes))
+        if written.outcome != "unchanged":
+            report(self.on_change, _memory_change(written.memory, written.outcome))
+        return written
 
     async def recall(
         self,
@@ -135,9 +176,11 @@ class MemoryOperations:
     async def forget(self, actor: Actor, memory_id: uuid.UUID) -> Memory:
         """Delete a memory the actor may see; read-only memories stay (an agent cannot delete them)."""
         check_writable(actor)
-        return await self.database.write(
+        deleted = await self.database.write(
             delete_memory_sync, memory_id, user_id=actor.user_id, agent_id=actor.agent_id, allow_read_only=False
         )
+        report(self.on_change, _memory_change(deleted, "deleted"))
+        return deleted
 
     async def revise(
         self,
@@ -163,7 +206,7 @@ class MemoryOperations:
         if not changes:
             raise InvalidInputError("Nothing to change: give content, name or expires_at.")
         try:
-            return await self.database.write(
+            revised = await self.database.write(
                 update_memory_sync,
                 memory_id,
                 MemoryUpdate.model_validate(changes),
@@ -174,6 +217,8 @@ class MemoryOperations:
         except NotFoundError:
             # The sentence get and forget give: the same for another user's id as for one that never existed.
             raise NotFoundError(f"No memory with id {memory_id}.") from None
+        report(self.on_change, _memory_change(revised, "updated"))
+        return revised
 
     async def import_records(self, actor: Actor, records: Sequence[MemoryRecord]) -> int:
         """Insert a batch of imported memories in one transaction; already stored ones are skipped. Returns how
@@ -187,7 +232,12 @@ class MemoryOperations:
             owner = owner_columns(record.scope, actor)
             fields = record.model_dump(exclude={"scope"})
             items.append(MemoryCreate(**fields, **owner.model_dump()))
-        return await self.database.write(bulk_insert_memories_sync, items)
+        inserted = await self.database.write(bulk_insert_memories_sync, items)
+        if inserted:
+            # The batch's ids are not returned: tell each owner scope that its set of memories changed.
+            for agent_id, user_id in {(item.agent_id, item.user_id) for item in items}:
+                report(self.on_change, Change("memory", "created", None, agent_id, user_id))
+        return inserted
 
     async def agent_prompt(self, actor: Actor) -> str:
         """The acting agent's system prompt, its placeholders filled from the system_prompt memories it may see."""
