@@ -51,6 +51,9 @@ examples:
   agent-memory-mcp --transport streamable-http --port 8765 --database-url postgresql+asyncpg://localhost/memory
   agent-memory-mcp migrate                          # create or upgrade the schema, then exit
   agent-memory-mcp import memories.jsonl --user ada@example.com   # bulk-load memories (one JSON object a line)
+  agent-memory-mcp export --user ada@example.com -o ada.jsonl   # the user's data as JSON Lines
+  agent-memory-mcp export --all -o backup.jsonl
+  agent-memory-mcp import conversations.json --user ada@example.com   # also exports, memory.json, ChatGPT/Claude
   agent-memory-mcp token create --user ada@example.com --expires-in 30d   # prints a new HTTP token once
   agent-memory-mcp token list --json                # every token, never its secret
   agent-memory-mcp token revoke ID

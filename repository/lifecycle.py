@@ -115,17 +115,20 @@ def expired_memory_seqs_sync(session: Session, now: datetime, limit: int = PURGE
     return list(found.scalars())
 
 
-def delete_expired_memories_sync(session: Session, seqs: Sequence[int], now: datetime) -> int:
+def delete_expired_memories_sync(session: Session, seqs: Sequence[int], now: datetime) -> list[Any]:
     """Delete those of `seqs` that are still expired at `now` (an update may have extended one since it was
-    found) and re-index their former neighbours; returns how many were deleted."""
+    found) and re-index their former neighbours; returns the deleted rows' (seq, agent_id, user_id, session_id,
+    id), for change notifications."""
     if not seqs:
-        return 0
+        return []
     condition = MemoryRow.seq.in_(list(seqs)) & _expired(now)
     rows = session.execute(
-        select(MemoryRow.seq, MemoryRow.agent_id, MemoryRow.user_id, MemoryRow.session_id).where(condition)
+        select(MemoryRow.seq, MemoryRow.agent_id, MemoryRow.user_id, MemoryRow.session_id, MemoryRow.id).where(
+            condition
+        )
     ).all()
     if not rows:
-        return 0
+        return []
     session.execute(delete(MemoryRow).where(MemoryRow.seq.in_([row.seq for row in rows])))
     # After every delete of the batch, so a neighbour deleted in the same batch lends nothing any more.
     by_scope: dict[tuple[uuid.UUID | None, ...], list[int]] = {}
@@ -134,7 +137,7 @@ def delete_expired_memories_sync(session: Session, seqs: Sequence[int], now: dat
     for scope, seqs_of_scope in by_scope.items():
         for cluster in _clusters(sorted(seqs_of_scope), RELINK_SPAN):
             _relink_scope(session, scope, cluster)
-    return len(rows)
+    return list(rows)
 
 
 def _clusters(seqs: list[int], span: int) -> list[list[int]]:

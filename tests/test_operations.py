@@ -117,3 +117,15 @@ async def test_revise_changes_only_what_is_given_under_forgets_rules(ops):
     with pytest.raises(InvalidInputError):
         await ops.memories.revise(ada, stored.id)
     assert (await ops.memories.get(ada, stored.id)).content == "Ada keeps wasps"
+
+
+async def test_a_purge_reports_each_deleted_memory_after_it_commits(db):
+    changes = []
+    ops = Operations(db, on_change=changes.append)
+    ada = await ops.identity.actor("ada@example.com", "helper")
+    gone = (await ops.memories.remember(ada, "Old parking spot", expires_at=datetime(2001, 1, 1, tzinfo=UTC))).memory
+    kept = (await ops.memories.remember(ada, "Ada keeps bees")).memory
+    changes.clear()
+    assert await ops.lifecycle.purge_expired() == 1
+    assert [(c.kind, c.action, c.id) for c in changes] == [("memory", "deleted", gone.id)]
+    assert (await ops.memories.get(ada, kept.id)).content == "Ada keeps bees"

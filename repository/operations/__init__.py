@@ -52,7 +52,7 @@ class Operations:
         self.identity = Identities(database)
         self.credentials = Credentials(database)
         self.transfer = TransferOperations(database, self.limits)
-        self.lifecycle = Lifecycle(database)
+        self.lifecycle = Lifecycle(database, on_change)
 
     @classmethod
     async def open(

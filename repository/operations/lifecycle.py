@@ -24,6 +24,7 @@ from repository.lifecycle import (
 )
 from repository.limits import BULK_MEMORIES_MAX, COMPLETION_MAX, PURGE_BATCH
 from repository.models import Actor
+from repository.operations.memories import Change, ChangeSink, report
 
 __all__ = ["DatabaseStats", "Lifecycle", "UserFootprint"]
 
@@ -31,8 +32,10 @@ __all__ = ["DatabaseStats", "Lifecycle", "UserFootprint"]
 class Lifecycle:
     """The operator's view of one database, and the bounded clean-up the server runs by itself."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, on_change: ChangeSink | None = None) -> None:
         self.database = database
+        # Told of each expired memory the purge deletes, after its batch commits (live notifications).
+        self.on_change = on_change
 
     async def stats(self) -> DatabaseStats:
         return await self.database.read(stats_sync, utcnow())
@@ -55,7 +58,13 @@ class Lifecycle:
             with anyio.CancelScope(shield=True):
                 seqs = await self.database.read(expired_memory_seqs_sync, now, batch)
                 if seqs:
-                    deleted += await self.database.write(delete_expired_memories_sync, seqs, now)
+                    rows = await self.database.write(delete_expired_memories_sync, seqs, now)
+                    deleted += len(rows)
+                    for row in rows:
+                        report(
+                            self.on_change,
+                            Change("memory", "deleted", row.id, row.agent_id, row.user_id, row.session_id),
+                        )
             if len(seqs) < batch:
                 return deleted
             await anyio.sleep(pause_s)
