@@ -123,11 +123,9 @@ def _verifier(settings: Settings, slot: StateSlot) -> CredentialVerifier:
         # Only a server with an OAuth issuer loads the JOSE libraries.
         from mcp_server.oauth import JwtVerifier  # noqa: PLC0415
 
-        if not settings.public_url:
-            raise ValueError("AGENT_MEMORY_OAUTH_ISSUER needs AGENT_MEMORY_PUBLIC_URL (the audience tokens carry).")
         jwt = JwtVerifier(
             settings.oauth_issuer,
-            settings.public_url,
+            settings.public_url or "",  # required with an issuer (Settings checks it)
             user_claim=settings.oauth_user_claim,
             agent_claim=settings.oauth_agent_claim,
         )

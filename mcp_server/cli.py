@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 import anyio
+from pydantic import ValidationError
 
 from mcp_server.app import build_server
 from mcp_server.cli_console import add_console_command, run_console_command
@@ -20,6 +21,7 @@ from mcp_server.cli_lifecycle import add_lifecycle_commands, run_lifecycle_comma
 from mcp_server.cli_tokens import add_token_commands, run_token_command
 from mcp_server.cli_transfer import add_transfer_commands, run_transfer_command
 from mcp_server.config import Settings
+from mcp_server.errors import describe_validation_error
 from repository.errors import RepositoryError
 
 ENVIRONMENT_HELP = """\
@@ -117,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings(args)
+    except ValidationError as exc:
+        _say(f"agent-memory-mcp: {describe_validation_error(exc, 'configuration')}")
+        return 2
     except Exception as exc:  # noqa: BLE001 - a configuration error is reported, not traced
         _say(f"agent-memory-mcp: invalid configuration: {exc}")
         return 2

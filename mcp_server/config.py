@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from repository.connection import EngineOptions, default_sqlite_url
@@ -84,6 +84,15 @@ class Settings(BaseSettings):
         "start); 0 turns the sweeper off.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+
+    @model_validator(mode="after")
+    def _oauth_needs_audience(self) -> Settings:
+        if self.oauth_issuer and not self.public_url:
+            raise ValueError(
+                "AGENT_MEMORY_OAUTH_ISSUER needs AGENT_MEMORY_PUBLIC_URL: this server's MCP URL, the audience its "
+                "tokens carry, e.g. https://memory.example.com/mcp"
+            )
+        return self
 
     @field_validator("http_tokens", mode="before")
     @classmethod
