@@ -13,7 +13,7 @@ is reused: the file's rows that refer to it go to it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, cast
@@ -326,21 +326,20 @@ def _new(session: Session, kind: Kind, records: list[Any]) -> list[Any]:
     return [record for record in records if record.id not in stored]
 
 
+def _owned_rows(batch: RestoreBatch, records: Sequence[Any], extra: Callable[[Any], dict[str, Any]]) -> list[Any]:
+    """The insert values of `records`: their fields, owners mapped to the ids stored here, and `extra(record)`."""
+    users, agents = batch.user_ids, batch.agent_ids
+    owned = ({"user_id": _mapped(users, r.user_id), "agent_id": _mapped(agents, r.agent_id)} for r in records)
+    return [record.model_dump() | owners | extra(record) for record, owners in zip(records, owned, strict=True)]
+
+
 def insert_messages_sync(session: Session, batch: RestoreBatch) -> int:
     """Insert the batch's messages in order, skipping stored ids; re-index and recount the sessions touched."""
     records = _new(session, "message", batch.messages)
     if not records:
         return 0
     analyzer = runtime_of(session).analyzer
-    rows = []
-    for record in records:
-        values = record.model_dump()
-        values.update(
-            user_id=_mapped(batch.user_ids, record.user_id),
-            agent_id=_mapped(batch.agent_ids, record.agent_id),
-            search_body=message_body(analyzer, record.text_content),
-        )
-        rows.append(values)
+    rows = _owned_rows(batch, records, lambda r: {"search_body": message_body(analyzer, r.text_content)})
     _with_contexts(rows, lambda row: row["session_id"], None)
     table = _TABLES["message"]
     statement = dialect_insert(session, table).on_conflict_do_nothing().returning(table.c.seq, table.c.session_id)
@@ -367,16 +366,14 @@ def insert_memories_sync(session: Session, batch: RestoreBatch) -> int:
     if not records:
         return 0
     analyzer = runtime_of(session).analyzer
-    rows = []
-    for record in records:
-        values = record.model_dump()
-        values.update(
-            user_id=_mapped(batch.user_ids, record.user_id),
-            agent_id=_mapped(batch.agent_ids, record.agent_id),
-            content_hash=content_hash(record.content),
-            search_body=memory_body(analyzer, record.name, record.description, record.content),
-        )
-        rows.append(values)
+    rows = _owned_rows(
+        batch,
+        records,
+        lambda r: {
+            "content_hash": content_hash(r.content),
+            "search_body": memory_body(analyzer, r.name, r.description, r.content),
+        },
+    )
     _with_contexts(rows, lambda row: tuple(row[name] for name in SCOPE_COLUMNS), MEMORY_NEIGHBOUR_WINDOW)
     table = _TABLES["memory"]
     returning = (table.c.seq, *(table.c[name] for name in SCOPE_COLUMNS))
