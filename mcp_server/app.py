@@ -72,6 +72,8 @@ def build_server(settings: Settings, *, bounds: Bounds | None = None) -> MemoryS
     http = settings.transport == "streamable-http"
     verifier = _verifier(settings, slot) if http else None
     notifier = notifications.Notifier(settings)
+    if verifier is not None:
+        notifier.still_valid = verifier.still_valid
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:

@@ -17,6 +17,7 @@ import hmac
 import logging
 import secrets
 import time
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -145,6 +146,29 @@ class CredentialVerifier:
                 answer = credential.access_token(f"token:{verified.id}", expires)
             self._managed.put(digest, answer)
         return answer if isinstance(answer, AccessToken) else None
+
+    async def still_valid(self, access: AccessToken) -> bool:
+        """Whether a credential verified earlier still holds, asked by streams that outlive their request: not past
+        its expiry, and a managed token not revoked since (checked at most every CACHE_S seconds). Static tokens
+        and JWTs cannot be revoked while the server runs; a JWT ends at its `exp`."""
+        if access.expires_at is not None and access.expires_at <= time.time():
+            return False
+        if not access.client_id.startswith("token:"):
+            return True
+        try:
+            token_id = uuid.UUID(access.client_id.removeprefix("token:"))
+        except ValueError:
+            return False
+        key = b"usable:" + token_id.bytes
+        cached, answer = self._managed.get(key)
+        if not cached:
+            try:
+                answer = await (await self.slot.get().operations()).credentials.usable(token_id)
+            except Exception as exc:  # noqa: BLE001 - when we cannot tell, the stream ends (fail closed)
+                log.warning("managed token not rechecked, database unavailable: %s", exc)
+                return False
+            self._managed.put(key, answer)
+        return bool(answer)
 
     def has_configured_credentials(self) -> bool:
         return bool(self._static) or self.jwt is not None

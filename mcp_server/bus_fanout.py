@@ -12,9 +12,9 @@ from __future__ import annotations
 import contextvars
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from mcp.shared.subscriptions import ResourcesListChanged, ResourceUpdated, ServerEvent
@@ -33,6 +33,32 @@ if TYPE_CHECKING:
     from repository.operations import Operations
 
 log = logging.getLogger(__name__)
+
+# How often a stream re-asks whether its credential still holds (mcp_server.auth caches the answer as long), so a
+# revoked or expired credential stops being told within about twice this.
+RECHECK_S = 5.0
+CredentialCheck = Callable[[], Awaitable[bool]]
+
+
+async def while_valid(check: CredentialCheck, serve: Callable[[], Awaitable[Any]]) -> tuple[bool, Any]:
+    """Run `serve` until it returns or `check` (asked every RECHECK_S) says the credential no longer holds:
+    (True, its result), or (False, None) when it was ended for that."""
+    valid, result = True, None
+
+    async def watch() -> None:
+        nonlocal valid
+        while True:
+            await anyio.sleep(RECHECK_S)
+            if not await check():
+                valid = False
+                group.cancel_scope.cancel()
+                return
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(watch)
+        result = await serve()
+        group.cancel_scope.cancel()
+    return valid, result
 
 
 def subscribable(uri: str) -> tuple[str, uuid.UUID] | None:
@@ -166,9 +192,10 @@ class Channel:
     """A handshake-era connection's watcher: events wait in a set (a burst of changes to one resource is one
     notification) and one task sends them on the connection's stream until it closes."""
 
-    def __init__(self, session: ServerSession, token: AccessToken | None) -> None:
+    def __init__(self, session: ServerSession, token: AccessToken | None, check: CredentialCheck | None = None) -> None:
         self.session = session
         self.token = token
+        self.check = check
         self.watcher = Watcher(None, self._queue, list_changes=True)
         self._pending: dict[ServerEvent, None] = {}
         self._wake = anyio.Event()
@@ -188,6 +215,17 @@ class Channel:
             self.watcher.actor = actor
             hub.watchers.add(self.watcher)
 
+    async def _push(self) -> None:
+        while not self.closed:
+            await self._wake.wait()
+            self._wake = anyio.Event()
+            events, self._pending = list(self._pending), {}
+            for event in events:
+                if isinstance(event, ResourceUpdated):
+                    await self.session.send_resource_updated(event.uri)
+                else:
+                    await self.session.send_resource_list_changed()
+
     async def run(self, hub: Hub, state: AppState) -> None:
         try:
             _, actor = await acting_for(state, self.token)
@@ -197,15 +235,10 @@ class Channel:
             return
         self.adopt(hub, actor)
         try:
-            while not self.closed:
-                await self._wake.wait()
-                self._wake = anyio.Event()
-                events, self._pending = list(self._pending), {}
-                for event in events:
-                    if isinstance(event, ResourceUpdated):
-                        await self.session.send_resource_updated(event.uri)
-                    else:
-                        await self.session.send_resource_list_changed()
+            if self.check is None:
+                await self._push()
+            elif not (await while_valid(self.check, self._push))[0]:
+                log.info("change notifications of a connection stop: its credential was revoked or expired")
         except Exception as exc:  # noqa: BLE001 - a connection that cannot be written to is done; the others go on
             log.debug("change notifications of a connection stop: %s", type(exc).__name__)
         finally:

@@ -28,6 +28,7 @@ connection dropped) every watcher hears that everything it watches may have chan
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +49,18 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
 from mcp_server.bus import ChangeBus
-from mcp_server.bus_fanout import GRANT, Channel, Grant, Hub, ListenBus, readable, subscribable, uri_of
+from mcp_server.bus_fanout import (
+    GRANT,
+    Channel,
+    CredentialCheck,
+    Grant,
+    Hub,
+    ListenBus,
+    readable,
+    subscribable,
+    uri_of,
+    while_valid,
+)
 from mcp_server.config import Settings
 from mcp_server.errors import safe_message
 from mcp_server.identity import acting, verified_token
@@ -56,6 +68,7 @@ from mcp_server.pg_bus import PostgresRelay, connect_arguments
 from mcp_server.state import AppState
 
 if TYPE_CHECKING:
+    from mcp.server.auth.provider import AccessToken
     from mcp.server.context import CallNext, ServerRequestContext
 
     from repository.models import Actor
@@ -73,6 +86,7 @@ NOT_SUBSCRIBABLE = (
     "Only memory://memories/{id} and memory://sessions/{id}/history send updates: subscribe to one of those; "
     "new and deleted memories and sessions come as notifications/resources/list_changed."
 )
+ENDED = "This stream's credential was revoked or has expired: listen again with a valid token."
 TOO_MANY = f"At most {MAX_WATCHED} resources per connection or stream: unsubscribe some, or open another stream."
 # Requests that do not make a handshake-era connection a watcher: the handshake itself, and pings.
 _NOT_TRACKED = frozenset({"initialize", "ping", "server/discover"})
@@ -100,6 +114,8 @@ class Notifier:
         self._hosts: dict[int, _Host] = {}
         self._channels: dict[int, Channel] = {}
         self.relay: PostgresRelay | None = None
+        # Set by the HTTP composition: whether a verified credential still holds (None: nothing can be revoked).
+        self.still_valid: Callable[[AccessToken], Awaitable[bool]] | None = None
         self._relay_host: _Host | None = None
         if self.postgres:
             self.bus.want_relay = lambda: self.ensure_relay(None)
@@ -158,12 +174,20 @@ class Notifier:
             return None
         channel = self._channels.get(id(connection))
         if channel is None or channel.closed:
-            channel = Channel(ctx.session, verified_token(Context(request_context=ctx)))
+            token = verified_token(Context(request_context=ctx))
+            channel = Channel(ctx.session, token, self._check(token))
             self._channels[id(connection)] = channel
             connection.exit_stack.callback(self._forget, id(connection), channel)
             host.group.start_soon(channel.run, self.hub, state)
             self.ensure_relay(state)
         return channel
+
+    def _check(self, token: AccessToken | None) -> CredentialCheck | None:
+        """Whether the credential of a stream still holds, asked while the stream lasts."""
+        still_valid = self.still_valid
+        if token is None or still_valid is None:
+            return None
+        return lambda: still_valid(token)
 
     def _forget(self, key: int, channel: Channel) -> None:
         channel.close()
@@ -193,12 +217,19 @@ class Notifier:
             resources_list_changed=True if grant.list_changes else None, resource_subscriptions=uris or None
         )
         await self.ready(ctx.lifespan_context)
+        check = self._check(verified_token(Context(request_context=ctx)))
+        notifications = narrowed.model_dump(by_alias=True, exclude_none=True)
+        narrowed_ctx = replace(ctx, params={**(ctx.params or {}), "notifications": notifications})
         token = GRANT.set(grant)
         try:
-            notifications = narrowed.model_dump(by_alias=True, exclude_none=True)
-            return await call_next(replace(ctx, params={**(ctx.params or {}), "notifications": notifications}))
+            if check is None:
+                return await call_next(narrowed_ctx)
+            valid, result = await while_valid(check, lambda: call_next(narrowed_ctx))
         finally:
             GRANT.reset(token)
+        if not valid:
+            raise MCPError(INVALID_REQUEST, ENDED)
+        return result
 
     async def subscribe(self, ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams) -> EmptyResult:
         if not self.can_push:

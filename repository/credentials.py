@@ -156,6 +156,12 @@ def verify_token_sync(session: Session, secret: str) -> VerifiedToken | None:
     return VerifiedToken(info.id, info.user, info.agent, info.read_only, info.expires_at, info.last_used_at)
 
 
+def token_usable_sync(session: Session, token_id: uuid.UUID) -> bool:
+    """Whether the token with this id may still be used (an unknown id: no)."""
+    found = session.execute(_select_infos().where(ApiTokenRow.id == token_id)).one_or_none()
+    return found is not None and _info(*found).usable(utcnow())
+
+
 def touch_token_sync(session: Session, token_id: uuid.UUID) -> None:
     session.execute(update(ApiTokenRow).where(ApiTokenRow.id == token_id).values(last_used_at=utcnow()))
 

@@ -21,6 +21,7 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
+from mcp.client.subscriptions import SubscriptionLost
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.shared.subscriptions import ResourcesListChanged, ResourceUpdated
@@ -358,3 +359,45 @@ def test_notices_round_trip_as_small_payloads():
     assert parse_payload(resync_payload("origin-2")) == ("origin-2", None)
     for foreign in ("", "null", "[]", '{"origin": 1}', '{"origin": "x", "kind": "drop table", "action": "created"}'):
         assert parse_payload(foreign) is None
+
+
+@pytest.mark.slow
+async def test_a_revoked_token_stops_being_told(tmp_path):
+    """A stream outlives the request that verified its token: revoking the token ends it within twice the
+    credential cache (mcp_server.bus_fanout.RECHECK_S), on a listen stream and on a handshake-era connection."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'revoke.db'}"
+    env = {"AGENT_MEMORY_HTTP_STATELESS": "false", "AGENT_MEMORY_HTTP_RATE_LIMIT": "0"}
+    async with (
+        http_server(
+            url, tmp_path / "server.log", static={"bob": PEOPLE["bob"]}, managed={"ada": PEOPLE["ada"]}, env=env
+        ) as server,
+        server.client("ada") as ada,
+        server.client("bob") as bob,
+        inbox() as ada_box,
+        inbox() as bob_box,
+        legacy_http(server.url, server.tokens["ada"], ada_box) as ada_legacy,
+        legacy_http(server.url, server.tokens["bob"], bob_box) as bob_legacy,
+    ):
+        mine = await call(ada, "store_memory", content="Ada's note")
+        await subscribe(ada_legacy, memory_uri(mine["id"]))
+        await subscribe(bob_legacy, memory_uri((await call(bob, "store_memory", content="Bob's note"))["id"]))
+        async with ada.listen(resources_list_changed=True) as ada_sub:
+            await call(bob, "store_memory", content="The team uses tabs", scope="agent")
+            assert await next_event(ada_sub) == ResourcesListChanged()
+            assert await ada_box.next() == "list_changed"
+            assert await bob_box.next() == "list_changed"
+            ops = await Operations.open(url)
+            try:
+                (token,) = await ops.credentials.list()
+                await ops.credentials.revoke(token.id)
+            finally:
+                await ops.close()
+            with anyio.fail_after(2 * 5.0 + 3.0), pytest.raises(SubscriptionLost) as ended:
+                async for _ in ada_sub:
+                    pass
+            assert "revoked or has expired" in str(ended.value.__cause__)
+        await anyio.sleep(1.0)  # the connection's own check runs on its own clock
+        await call(bob, "store_memory", content="The team uses spaces", scope="agent")
+        assert await bob_box.next() == "list_changed"  # the barrier: had ada's connection been told, it was by now
+        with pytest.raises(TimeoutError):
+            await ada_box.next()

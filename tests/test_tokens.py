@@ -105,6 +105,30 @@ async def test_the_verifier_caches_at_most_five_seconds(database_url, monkeypatc
         await state.close()
 
 
+async def test_a_stream_asks_whether_its_credential_still_holds(database_url, monkeypatch):
+    settings = Settings(database_url=database_url, transport="streamable-http", http_tokens={"static-secret": "bob"})
+    state = AppState(settings, authenticated=True)
+    slot = StateSlot()
+    slot.state = state
+    ops = await state.open_now()
+    try:
+        verifier = CredentialVerifier(settings, slot)
+        monkeypatch.setattr(auth, "CACHE_S", 0.0)
+        secret, info = await ops.credentials.create("ada@example.com", expires_in=timedelta(hours=1))
+        access = await verifier.verify_token(secret)
+        static = await verifier.verify_token("static-secret")
+        assert access is not None and static is not None
+        assert await verifier.still_valid(access) and await verifier.still_valid(static)
+        assert not await verifier.still_valid(access.model_copy(update={"expires_at": 1}))  # past its expiry
+        await ops.credentials.revoke(info.id)
+        assert not await verifier.still_valid(access)
+        assert await verifier.still_valid(static)  # static tokens last as long as the server's configuration
+        forged = access.model_copy(update={"client_id": "token:not-a-uuid"})
+        assert not await verifier.still_valid(forged)
+    finally:
+        await state.close()
+
+
 def _cli(*args: str, url: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [SCRIPT, *args, "--database-url", url], capture_output=True, text=True, timeout=60, env=os.environ.copy()

@@ -16,6 +16,7 @@ from repository.credentials import (
     create_token_sync,
     list_tokens_sync,
     revoke_token_sync,
+    token_usable_sync,
     touch_token_sync,
     verify_token_sync,
 )
@@ -67,6 +68,10 @@ class Credentials:
         if verified is not None and verified.use_is_stale(utcnow()):
             await self.database.write(touch_token_sync, verified.id)
         return verified
+
+    async def usable(self, token_id: uuid.UUID) -> bool:
+        """Whether a token verified earlier is still neither revoked nor expired (what long-lived streams ask)."""
+        return await self.database.read(token_usable_sync, token_id)
 
     async def any_token(self) -> bool:
         return await self.database.read(any_token_sync)
