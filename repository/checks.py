@@ -31,8 +31,11 @@ def check_json_size(label: str, value: Any, limit: int) -> None:
     if value is None:
         return
     try:
-        encoded = json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):
+        # NaN and infinities are not JSON: PostgreSQL refuses them and SQLite stores null, so neither keeps them.
+        encoded = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        raise InvalidInputError(f"{label} holds NaN or an infinity: JSON numbers must be finite.") from None
+    except TypeError:
         raise InvalidInputError(f"{label} must be JSON (objects, lists, strings, numbers, booleans, null).") from None
     check_size(label, encoded, limit)
 

@@ -50,6 +50,13 @@ async def test_the_rules_hold_for_python_callers(ops, db):
         await ops.memories.remember(ada, "a fact", scope="session")
     with pytest.raises(InvalidInputError, match="limit must be between 1 and 50"):
         await ops.memories.recall(ada, "fact", limit=51)
+    # NaN is no JSON number: refused, never stored as null (SQLite) or as a driver error (PostgreSQL).
+    with pytest.raises(InvalidInputError, match="NaN or an infinity"):
+        await ops.memories.remember(ada, "a measured fact", metadata={"reading": float("nan")})
+    chat = await ops.conversations.start_session(ada)
+    with pytest.raises(InvalidInputError, match="NaN or an infinity"):
+        await ops.conversations.append(ada, chat.id, [NewMessage(role="user", context={"t": float("inf")})])
+    assert (await ops.conversations.history(ada, chat.id)).messages == []
     secret = (await ops.memories.remember(ada, "Ada's locker code is 4711")).memory
     with pytest.raises(NotFoundError):
         await ops.memories.get(bob, secret.id)
