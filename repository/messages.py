@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any, Literal, cast
 
 from sqlalchemy import Table, bindparam, delete, select, update
@@ -61,7 +61,8 @@ def add_messages_sync(
     rows = []
     for item in items:
         values = item.model_dump()
-        created_at = values.pop("created_at") or now
+        # Stored and read back in UTC: the answer to the write shows what a later read shows, not the caller's offset.
+        created_at = (values.pop("created_at") or now).astimezone(UTC)
         if created_at > now + CLOCK_SKEW:
             raise InvalidInputError(
                 f"created_at {created_at.isoformat()} is in the future; omit it to use the current time."

@@ -190,7 +190,9 @@ async def test_imported_messages_keep_their_time_and_the_order_they_were_added(d
             {"role": "user", "text_content": "The ferry was late", "created_at": "2023-05-08T09:00:00+02:00"},
             {"role": "user", "text_content": "Said just now"},
         ]
-        await call(client, "add_messages", session_id=chat, messages=said)
+        added = await call(client, "add_messages", session_id=chat, messages=said)
+        # The answer shows the time as stored (UTC), the same as every later read.
+        assert [m["created_at"] for m in added["messages"][:2]] == ["2023-05-08T13:56:00Z", "2023-05-08T07:00:00Z"]
         await call(
             client, "add_message", session_id=chat, role="user", text_content="One more", created_at="2021-01-01T00:00Z"
         )
