@@ -7,6 +7,7 @@ Per process: each replica limits on its own, so N replicas behind a balancer adm
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import time
 from collections import OrderedDict
@@ -14,6 +15,10 @@ from typing import Any
 
 # Buckets kept at once: the least recently used are forgotten first (a forgotten bucket starts full again).
 MAX_BUCKETS = 10_000
+
+
+# JSON-RPC's range for implementation-defined server errors.
+RATE_LIMITED = -32029
 
 
 class TokenBucket:
@@ -68,14 +73,23 @@ class RateLimit:
         if wait == 0:
             await self.app(scope, receive, send)
             return
-        body = b'{"error": "rate_limited", "error_description": "Too many requests: slow down and retry later."}'
+        retry = max(1, math.ceil(wait))
+        # A JSON-RPC error body, so an MCP client shows this sentence instead of a bare status (the SDK's client
+        # surfaces a JSON-RPC error it finds in a non-2xx response); plain HTTP clients have the status and header.
+        body = json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "id": None,
+                "error": {"code": RATE_LIMITED, "message": f"Too many requests: slow down and retry in {retry} s."},
+            }
+        ).encode()
         await send(
             {
                 "type": "http.response.start",
                 "status": 429,
                 "headers": [
                     (b"content-type", b"application/json"),
-                    (b"retry-after", str(max(1, math.ceil(wait))).encode()),
+                    (b"retry-after", str(retry).encode()),
                 ],
             }
         )

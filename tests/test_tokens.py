@@ -193,6 +193,8 @@ async def test_http_edge_closes_on_the_first_token_and_limits_bodies_and_rates(t
             statuses = [(await http.post(endpoint, json=TOOLS_LIST, headers=bearer)) for _ in range(15)]
             limited = [r for r in statuses if r.status_code == 429]
             assert limited and int(limited[0].headers["retry-after"]) >= 1
+            # A JSON-RPC error, so an MCP client shows the sentence rather than "Server returned an error response".
+            assert limited[0].json()["error"]["message"].startswith("Too many requests: slow down and retry in")
             assert statuses[0].status_code == 200
     finally:
         process.terminate()
