@@ -24,7 +24,7 @@ from repository.runtime import runtime_of
 from repository.scope_keys import SCOPE_COLUMNS
 from repository.search_index import MEMORY_NEIGHBOUR_WINDOW, Neighbours, relink
 from repository.tables import AgentRow, ApiTokenRow, MemoryRow, MessageRow, SessionRow, UserRow
-from repository.visibility import not_expired, visibility_partitions, visible_to
+from repository.visibility import expired, not_expired, visibility_partitions, visible_to
 
 # Deleted memories of one scope are re-indexed together when they lie within this many rows (seq) of each other:
 # one read of the rows around and between them instead of one per deleted row, and that read stays bounded.
@@ -70,11 +70,6 @@ def _count(session: Session, table: Any, *conditions: ColumnElement[bool]) -> in
     return int(session.execute(query).scalar_one())
 
 
-def _expired(now: datetime) -> ColumnElement[bool]:
-    # The negation of the read rule, so "expired" cannot drift from what searches and listings hide.
-    return ~not_expired(now)
-
-
 def _database_bytes(session: Session) -> int | None:
     """The database's size on disk: PostgreSQL's own figure; on SQLite the file plus its write-ahead log."""
     engine = session.get_bind().engine
@@ -104,14 +99,14 @@ def stats_sync(session: Session, now: datetime) -> DatabaseStats:
         sessions=_count(session, SessionRow),
         messages=_count(session, MessageRow),
         memories=_count(session, MemoryRow),
-        expired_memories=_count(session, MemoryRow, _expired(now)),
+        expired_memories=_count(session, MemoryRow, expired(now)),
     )
 
 
 def expired_memory_seqs_sync(session: Session, now: datetime, limit: int = PURGE_BATCH) -> list[int]:
     """Up to `limit` memories expired at `now`, oldest first. A read: run it outside the write transaction, since
     without an index on expires_at it may scan the table (the write then touches these rows by primary key)."""
-    found = session.execute(select(MemoryRow.seq).where(_expired(now)).order_by(MemoryRow.seq).limit(limit))
+    found = session.execute(select(MemoryRow.seq).where(expired(now)).order_by(MemoryRow.seq).limit(limit))
     return list(found.scalars())
 
 
@@ -121,7 +116,7 @@ def delete_expired_memories_sync(session: Session, seqs: Sequence[int], now: dat
     id), for change notifications."""
     if not seqs:
         return []
-    condition = MemoryRow.seq.in_(list(seqs)) & _expired(now)
+    condition = MemoryRow.seq.in_(list(seqs)) & expired(now)
     rows = session.execute(
         select(MemoryRow.seq, MemoryRow.agent_id, MemoryRow.user_id, MemoryRow.session_id, MemoryRow.id).where(
             condition

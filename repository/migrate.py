@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 
 # The newest revision in migrations/versions. A test checks it against Alembic's own view of the head, so the
 # start-up check needs no Alembic import.
-HEAD_REVISION = "0007"
-KNOWN_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")
+HEAD_REVISION = "0008"
+KNOWN_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008")
 _ADVISORY_LOCK_KEY = 0x6167656E746D656D  # "agentmem"
 
 

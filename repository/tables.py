@@ -28,6 +28,7 @@ from sqlalchemy import (
     Text,
     Uuid,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -214,6 +215,13 @@ class MemoryRow(TimestampMixin, Base):
         Index("ix_memories_agent_user_seq", "agent_id", "user_id", "seq"),
         Index("ix_memories_user_id", "user_id"),
         Index("ix_memories_session_id", "session_id"),
+        # Expiry: only the memories that expire, for the sweeper (repository.lifecycle).
+        Index(
+            "ix_memories_expires_at",
+            "expires_at",
+            sqlite_where=text("expires_at IS NOT NULL"),
+            postgresql_where=text("expires_at IS NOT NULL"),
+        ),
         # The unique (name, scope) and (content_hash, scope) indexes are expression indexes whose NULL
         # handling differs per dialect: see repository.scope and the migrations.
     )

@@ -51,6 +51,12 @@ def not_expired(now: datetime | None = None) -> ColumnElement[bool]:
     return or_(MemoryRow.expires_at.is_(None), MemoryRow.expires_at > (now or utcnow()))
 
 
+def expired(now: datetime) -> ColumnElement[bool]:
+    """Exactly the memories `not_expired` hides, spelt as the partial index ix_memories_expires_at is, so the
+    sweeper's search for them reads that index on both engines."""
+    return and_(MemoryRow.expires_at.is_not(None), MemoryRow.expires_at <= now)
+
+
 def scope_is(scope: MemoryScope) -> ColumnElement[bool]:
     """Exactly this scope: NULL columns match only NULL (never `= NULL`, never a wider scope)."""
     return and_(

@@ -36,6 +36,7 @@ from repository import (
 )
 from repository.errors import InvalidInputError
 from repository.messages import add_messages_sync
+from repository.migrate import HEAD_REVISION
 from repository.tables import MemoryRow, MessageRow, SessionRow, UserRow
 from tests.conftest import create_pg_database, drop_pg_database
 from tests.test_e2e import SCRIPT
@@ -164,7 +165,7 @@ async def test_export_import_on_the_other_backend_is_lossless_and_idempotent(dat
     exported = await export_lines(database_url)
     header, end = exported[0], exported[-1]
     assert header["format"] == "agent-memory-mcp/export" and header["version"] == 1
-    assert header["schema_revision"] == "0007" and header["scope"] == "all"
+    assert header["schema_revision"] == HEAD_REVISION and header["scope"] == "all"
     assert end == {
         "kind": "end",
         "counts": {"user": 2, "agent": 2, "session": 3, "message": 5 + LONG_SESSION, "memory": 7},

@@ -23,6 +23,7 @@ from repository.migrate import HEAD_REVISION
 from repository.models import NewMessage
 from repository.search_index import MEMORY_NEIGHBOUR_WINDOW, Neighbours, relink
 from repository.tables import MemoryRow
+from repository.visibility import expired, not_expired
 from tests.http_server import SCRIPT
 from tests.mcp_helpers import call, connect
 
@@ -145,6 +146,30 @@ async def _contexts_are_current(ops: Operations, actor: Any) -> None:
 
     before = await ops.database.write(rebuild)
     assert len(before) == 6 and before == await ops.database.read(contexts)
+
+
+async def test_expired_is_exactly_what_reads_hide_and_the_sweep_reads_the_expiry_index(ops):
+    actor = await ops.identity.actor("ada@example.com", "coder")
+    for expires_at in (None, PAST, datetime.now(UTC) + timedelta(hours=1)):
+        await ops.memories.remember(actor, f"fact expiring {expires_at}", expires_at=expires_at)
+    now = datetime.now(UTC)
+
+    def check(session: Any) -> str:
+        gone = set(session.execute(select(MemoryRow.seq).where(expired(now))).scalars())
+        live = set(session.execute(select(MemoryRow.seq).where(not_expired(now))).scalars())
+        assert len(gone) == 1 and gone.isdisjoint(live) and gone | live == set(session.scalars(select(MemoryRow.seq)))
+        postgres = session.bind.dialect.name == "postgresql"
+        statement = select(MemoryRow.seq).where(expired(now)).order_by(MemoryRow.seq).limit(10)
+        sql = str(statement.compile(session.bind, compile_kwargs={"literal_binds": True}))
+        if not postgres:
+            return " ".join(str(row[-1]) for row in session.execute(text("EXPLAIN QUERY PLAN " + sql)))
+        session.execute(text("SET enable_seqscan = off"))  # three rows: show that the index is usable at all
+        try:
+            return " ".join(str(row[0]) for row in session.execute(text("EXPLAIN " + sql)))
+        finally:
+            session.execute(text("RESET enable_seqscan"))
+
+    assert "ix_memories_expires_at" in await ops.database.read(check)
 
 
 async def test_purge_refuses_a_bad_batch_size(ops):
