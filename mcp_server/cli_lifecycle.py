@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from mcp_server.config import Settings
+from mcp_server.pg_bus import announce_outside_change
 from mcp_server.state import AppState, DatabaseOpenError
 from repository.errors import RepositoryError
 
@@ -100,8 +101,13 @@ async def _run(settings: Settings, args: argparse.Namespace) -> tuple[int, str]:
             return 0, json.dumps(stats_json(stats), indent=2) if args.json else _stats_table(stats)
         if args.command == "purge":
             deleted = await operations.lifecycle.purge_expired()
+            if deleted:
+                await announce_outside_change(operations.database.engine)
             return 0, f"deleted {_count(deleted, 'expired memory', 'expired memories')}"
-        return await _delete_user(operations, args.target, args.yes)
+        status, said = await _delete_user(operations, args.target, args.yes)
+        if status == 0:
+            await announce_outside_change(operations.database.engine)
+        return status, said
     finally:
         await state.close()
 

@@ -15,6 +15,7 @@ import anyio
 from mcp_server.config import Settings
 from mcp_server.formats import conversations, detect, mcp_memory, memories, native
 from mcp_server.formats.source import ImportProblem, Source
+from mcp_server.pg_bus import announce_outside_change
 from mcp_server.state import AppState, DatabaseOpenError
 from repository.errors import RepositoryError
 
@@ -25,6 +26,7 @@ async def import_file(settings: Settings, source: Source) -> str:
     if kind == "empty":
         return "the file is empty: nothing to import"
     state = AppState(settings)
+    ops = None
     try:
         ops = await state.open_now()
         if kind == "native":
@@ -36,6 +38,8 @@ async def import_file(settings: Settings, source: Source) -> str:
             return await conversations.run(ops, actor, source)
         return await memories.run(ops, actor, source)
     finally:
+        if ops is not None:  # also after a failed batch: the earlier ones were kept
+            await announce_outside_change(ops.database.engine)
         await state.close()
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -37,6 +38,21 @@ BACKOFF_S = (0.1, 5.0)  # first and longest wait between reconnection attempts, 
 _NOTIFY = f"SELECT pg_notify('{CHANNEL}', p) FROM unnest($1::text[]) AS p"
 # Connect arguments SQLAlchemy's asyncpg dialect understands but asyncpg.connect does not.
 _DIALECT_ONLY = ("prepared_statement_cache_size", "prepared_statement_name_func", "async_creator_fn")
+
+
+async def announce_outside_change(engine: Any) -> None:
+    """Tell every server on this PostgreSQL database that anything may have changed. A command run outside the
+    servers (import, purge, delete-user) sends this once after its writes: it has no relay to report each change.
+    Nothing on SQLite, where only the writing process can be told."""
+    if engine.dialect.name != "postgresql":
+        return
+    # Our own JSON of hex digits and fixed keys: nothing in it needs quoting.
+    payload = resync_payload("command-" + uuid.uuid4().hex)
+    try:
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql(f"SELECT pg_notify('{CHANNEL}', '{payload}')")
+    except Exception as exc:  # noqa: BLE001 - the writes are committed; an unsent notice must not fail the command
+        log.warning("running servers were not told of this change: %s", _brief(exc))
 
 
 class _Lost(Exception):

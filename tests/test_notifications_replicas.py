@@ -24,8 +24,8 @@ from mcp.shared.subscriptions import ResourcesListChanged, ResourceUpdated
 from sqlalchemy import text
 
 from repository import Database, ensure_schema
-from tests.http_server import HttpServer, Identity, http_server
-from tests.mcp_helpers import call
+from tests.http_server import SCRIPT, HttpServer, Identity, http_server
+from tests.mcp_helpers import call, call_error
 from tests.test_notifications import inbox, legacy_http, memory_uri, next_event, subscribe
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.postgres]
@@ -122,3 +122,21 @@ async def test_relays_reconnect_after_their_connections_are_killed(shared_databa
             assert await next_event(sub) == ResourceUpdated(memory_uri(note["id"]))
             await call(ada_two, "store_memory", content="Parked on level 4", name="parking")
             assert await next_event(sub) == ResourceUpdated(memory_uri(note["id"]))
+
+
+async def test_a_command_run_beside_the_servers_tells_their_subscribers(shared_database, tmp_path):
+    """delete-user (like import and purge) runs in a process of its own, with no relay: after its writes it tells
+    every server that anything may have changed, and they tell their subscribers to re-read."""
+    quick = {"AGENT_MEMORY_HTTP_RATE_LIMIT": "0", "AGENT_MEMORY_AUTO_MIGRATE": "false"}
+    async with (
+        http_server(shared_database, tmp_path / "server.log", static=PEOPLE, env=quick) as server,
+        server.client("ada") as ada,
+    ):
+        pin = await call(ada, "store_memory", content="Ada's PIN is 1234", name="pin")
+        async with ada.listen(resource_subscriptions=[memory_uri(pin["id"])], resources_list_changed=True) as sub:
+            command = [SCRIPT, "delete-user", "ada@example.com", "--yes", "--database-url", shared_database]
+            done = await anyio.run_process(command, check=False)
+            assert done.returncode == 0, done.stderr.decode(errors="replace")
+            told = {await next_event(sub), await next_event(sub)}
+            assert told == {ResourcesListChanged(), ResourceUpdated(memory_uri(pin["id"]))}
+        assert "No memory with id" in await call_error(ada, "get_memory", memory_id=pin["id"])
