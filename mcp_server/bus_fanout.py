@@ -54,10 +54,16 @@ async def while_valid(check: CredentialCheck, serve: Callable[[], Awaitable[Any]
                 group.cancel_scope.cancel()
                 return
 
+    failed: Exception | None = None
     async with anyio.create_task_group() as group:
         group.start_soon(watch)
-        result = await serve()
+        try:
+            result = await serve()
+        except Exception as exc:  # noqa: BLE001 - re-raised as itself below, not in the task group's ExceptionGroup
+            failed = exc
         group.cancel_scope.cancel()
+    if failed is not None:
+        raise failed
     return valid, result
 
 

@@ -27,6 +27,7 @@ from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.shared.subscriptions import ResourcesListChanged, ResourceUpdated
 from mcp_types import ResourceListChangedNotification, ResourceUpdatedNotification
 
+from mcp_server import bus_fanout
 from mcp_server.app import build_server
 from mcp_server.bus import Notice, parse_payload, resync_payload
 from mcp_server.bus_fanout import may_read
@@ -401,3 +402,25 @@ async def test_a_revoked_token_stops_being_told(tmp_path):
         assert await bob_box.next() == "list_changed"  # the barrier: had ada's connection been told, it was by now
         with pytest.raises(TimeoutError):
             await ada_box.next()
+
+
+async def test_a_stream_ends_when_its_credential_does_and_keeps_its_own_errors(monkeypatch):
+    monkeypatch.setattr(bus_fanout, "RECHECK_S", 0.01)
+    answers = iter([True, True, False])
+
+    async def check() -> bool:
+        return next(answers)
+
+    async def served() -> str:
+        return "served"
+
+    with anyio.fail_after(WAIT_S):
+        assert await bus_fanout.while_valid(check, anyio.sleep_forever) == (False, None)
+        assert await bus_fanout.while_valid(check, served) == (True, "served")
+
+    async def refused() -> None:
+        raise MCPError(-32600, "Subscription limit reached")
+
+    # The stream's own error reaches the SDK as itself (the SDK answers it), not wrapped in an ExceptionGroup.
+    with pytest.raises(MCPError, match="Subscription limit reached"):
+        await bus_fanout.while_valid(check, refused)
