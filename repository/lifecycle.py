@@ -104,8 +104,8 @@ def stats_sync(session: Session, now: datetime) -> DatabaseStats:
 
 
 def expired_memory_seqs_sync(session: Session, now: datetime, limit: int = PURGE_BATCH) -> list[int]:
-    """Up to `limit` memories expired at `now`, oldest first. A read: run it outside the write transaction, since
-    without an index on expires_at it may scan the table (the write then touches these rows by primary key)."""
+    """Up to `limit` memories expired at `now`, oldest first (the partial index ix_memories_expires_at finds them;
+    the matches are sorted). A read, run outside the write transaction, which then touches these rows by key."""
     found = session.execute(select(MemoryRow.seq).where(expired(now)).order_by(MemoryRow.seq).limit(limit))
     return list(found.scalars())
 
