@@ -28,7 +28,7 @@ class PostgresSearch:
     def stats(self, session: Session, corpus: Corpus, terms: Sequence[str]) -> Stats:
         """Collection size, field lengths and document frequencies (the `search_terms` table), in one round trip."""
         asked = list(terms)
-        found = session.execute(_stats(corpus, bool(asked)), {"terms": asked} if asked else {}).all()
+        found = session.connection().execute(_stats(corpus, bool(asked)), {"terms": asked} if asked else {}).all()
         n, body_len, ctx_len, df = split_totals(found)
         return Stats(n_docs=n, avg_body=body_len / n if n else 0.0, avg_ctx=ctx_len / n if n else 0.0, df=df)
 

@@ -38,7 +38,7 @@ class SqliteSearch:
         cache = self.runtime.document_frequencies
         asked = [t for t in terms if (corpus.fts_name, t) not in cache]
         query = _stats(corpus, bool(asked))
-        found = session.execute(query, {"terms": asked} if asked else {}).all()
+        found = session.connection().execute(query, {"terms": asked} if asked else {}).all()
         n, body_len, ctx_len, fetched = split_totals(found)
         df = self._frequencies(session, corpus.fts_name, terms, n, asked, fetched)
         return Stats(n_docs=n, avg_body=body_len / n if n else 0.0, avg_ctx=ctx_len / n if n else 0.0, df=df)
