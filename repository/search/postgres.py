@@ -60,7 +60,7 @@ def _stats(corpus: Corpus, with_terms: bool) -> Any:
     """The statistics statement: the totals, with the frequencies of the bound `terms` when asked."""
     if not with_terms:
         return totals(corpus)
-    terms: BindParameter[str] = bindparam("terms", expanding=True)
+    terms: BindParameter[str] = bindparam("terms", type_=String, expanding=True)
     counts = select(_search_terms.c.df, literal(0), literal(0), _search_terms.c.term).where(
         _search_terms.c.kind == corpus.kind, _search_terms.c.term.in_(terms)
     )

@@ -100,7 +100,7 @@ def _stats(corpus: Corpus, with_terms: bool) -> Any:
     if not with_terms:
         return totals(corpus)
     vocab = _vocab[corpus.fts_name]
-    terms: BindParameter[str] = bindparam("terms", expanding=True)
+    terms: BindParameter[str] = bindparam("terms", type_=String, expanding=True)
     counts = select(vocab.c.doc, literal(0), literal(0), vocab.c.term).where(vocab.c.term.in_(terms))
     return union_all(totals(corpus), counts)
 
