@@ -50,6 +50,8 @@ class Bounds:
     # stems.
     visibility_cache_size: int = 1_024
     statement_cache_size: int = 64
+    # Search statements: one per acting caller, filter and shape of search (repository.search.engine).
+    search_statement_cache_size: int = 1_024
     stem_cache_size: int = 200_000
 
 
@@ -80,6 +82,8 @@ class Runtime:
         self.analyzer = Analyzer(self.bounds.stem_cache_size)
         # Write statements (upserts, neighbour re-indexing) by shape.
         self.statements: BoundedCache[Hashable, Any] = BoundedCache(self.bounds.statement_cache_size)
+        # Candidate statements of searches, by acting user, filter and shape.
+        self.search_statements: BoundedCache[Hashable, Any] = BoundedCache(self.bounds.search_statement_cache_size)
         # Visibility expressions of searches, by acting user and filter.
         self.visibility: BoundedCache[Hashable, Any] = BoundedCache(self.bounds.visibility_cache_size)
         # SQLite: (index, term) -> (document frequency, collection size when counted).

@@ -185,17 +185,19 @@ def bm25f_scores(
     # A field is normalised as if it were at most LENGTH_CAP times the average long: a pasted document is then
     # still found first by its own words, instead of losing to the short rows it lends its first stems to.
     scale = [(1.0 - b, b / avg, LENGTH_CAP * avg) if avg > 0 else (1.0, 0.0, 0.0) for avg in avg_len]
+    fields_of = list(zip(field_weights, scale, strict=True))
     out = []
     for fields in docs:
-        padded = [f" {text} " for text in fields]
-        weights = [
-            weight / (base + per_token * min(text.count(" ") + 1, cap)) if text else 0.0
-            for weight, (base, per_token, cap), text in zip(field_weights, scale, fields, strict=True)
-        ]
+        # Empty fields hold no stem and are skipped; each other field is padded once and carries its weight, with
+        # no per-term zip of fields and weights (that bookkeeping was most of the time per candidate).
+        padded = []
+        for (weight, (base, per_token, cap)), text in zip(fields_of, fields, strict=True):
+            if text:
+                padded.append((f" {text} ", weight / (base + per_token * min(text.count(" ") + 1, cap))))
         s = 0.0
         for single, double, term_weight in terms:
             tf = 0.0
-            for text, weight in zip(padded, weights, strict=True):
+            for text, weight in padded:
                 if single in text:
                     tf += weight * (text.replace(" ", "  ").count(single) if double in text else text.count(single))
             if tf:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
+import anyio
 import pytest
 from sqlalchemy import text, update
 
@@ -169,6 +170,51 @@ async def test_other_users_memories_are_never_candidates(db, actor):
     results = await _search(db, actor, "zebra")
     assert results[0] == "zebra crossing by the school"
     assert not any(r.startswith("zebra note") for r in results)
+
+
+async def test_reused_search_statements_keep_callers_and_filters_apart(db, actor):
+    """A search statement is built once per caller, filter and shape: the next caller or filter gets its own."""
+    async with db.transaction() as s:
+        other = await get_or_create_user_by_email(s, "eve@example.com")
+        for user_id, owner in ((actor[0], "ada"), (other.id, "eve")):
+            for flag in (True, False):
+                content = f"quokka sighting of {owner} {flag}"
+                metadata = {"seen": flag, "count": int(flag)}
+                await upsert_memory(
+                    s, MemoryCreate(content=content, user_id=user_id, agent_id=actor[1], metadata=metadata)
+                )
+
+    async def _quokkas(db, actor, **kwargs):
+        # Neighbouring memories share context stems: only the sightings themselves are compared.
+        return [found for found in await _search(db, actor, "quokka", **kwargs) if found.startswith("quokka")]
+
+    for _ in range(2):
+        assert sorted(await _quokkas(db, actor)) == [
+            "quokka sighting of ada False",
+            "quokka sighting of ada True",
+        ]
+        assert await _quokkas(db, (other.id, actor[1]), filters=MemoryFilters(metadata={"seen": True})) == [
+            "quokka sighting of eve True"
+        ]
+        # 1 == True in Python: the filter's JSON type is part of what tells statements apart.
+        assert await _quokkas(db, actor, filters=MemoryFilters(metadata={"count": 1})) == [
+            "quokka sighting of ada True"
+        ]
+        assert await _quokkas(db, actor, filters=MemoryFilters(metadata={"seen": False})) == [
+            "quokka sighting of ada False"
+        ]
+
+
+async def test_reused_search_statements_read_the_time_of_each_search(db, actor):
+    """The expiry test of a reused statement compares with the time of the search, not of the first one."""
+    soon = datetime.now(UTC) + timedelta(seconds=1)
+    async with db.transaction() as s:
+        await upsert_memory(
+            s, MemoryCreate(content="ephemeral wombat", user_id=actor[0], agent_id=actor[1], expires_at=soon)
+        )
+    assert "ephemeral wombat" in await _search(db, actor, "wombat")
+    await anyio.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.05)
+    assert "ephemeral wombat" not in await _search(db, actor, "wombat")
 
 
 async def test_metadata_and_time_filters(db, actor):

@@ -12,13 +12,16 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, func, literal, select, union_all
+from sqlalchemy import ColumnElement, Select, String, bindparam, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
+from repository.clock import utcnow
 from repository.memories import MEMORY_COLUMNS
 from repository.messages import MESSAGE_COLUMNS
 from repository.models import Memory, Message
@@ -30,10 +33,18 @@ from repository.search.postgres import PostgresSearch
 from repository.search.ranking import rank
 from repository.search.sqlite import SqliteSearch
 from repository.search.tuning import TUNING, asks_when
-from repository.search.types import Candidate, MemoryFilters, MemoryHit, MessageFilters, MessageHit, Plan, Stats
-from repository.tables import MemoryRow, MessageRow
+from repository.search.types import (
+    Candidate,
+    Match,
+    MemoryFilters,
+    MemoryHit,
+    MessageFilters,
+    MessageHit,
+    Plan,
+    Stats,
+)
+from repository.tables import MemoryRow, MessageRow, Timestamp
 from repository.visibility import (
-    not_expired,
     owned_sessions,
     searchable_memories,
     session_token,
@@ -70,11 +81,14 @@ class SearchEngine:
         if prepared is None:
             return []
         terms, stats, plan = prepared
-        conditions = [self._visible(user_id, agent_id, filters), *_memory_filters(filters)]
+        caller = ("memories", user_id, agent_id, filters.scopes, filters.session_id, _filter_key(filters))
         partitions, tokens = self._partitions(user_id, agent_id)
-        candidates = self._candidates(session, MEMORIES, plan, conditions, partitions, tokens)
+        scope = _Scope(
+            caller, lambda: [self._visible(user_id, agent_id, filters), *_memory_filters(filters)], partitions, tokens
+        )
+        candidates = self._candidates(session, MEMORIES, plan, scope, {"now": utcnow()})
         ranked = self._top(candidates, terms, stats, query, limit)
-        rows = _load(session, (MemoryRow.seq, *MEMORY_COLUMNS), [c.seq for c, _ in ranked])
+        rows = _load(session, MEMORIES, [c.seq for c, _ in ranked])
         return [MemoryHit(Memory.model_validate(rows[c.seq]), score) for c, score in ranked if c.seq in rows]
 
     def messages(
@@ -85,15 +99,7 @@ class SearchEngine:
             return []
         terms, stats, plan = prepared
         owned = owned_sessions(user_id, filters.agent_id, filters.session_ids)
-        conditions: list[ColumnElement[bool]] = [MessageRow.session_id.in_(owned)]
-        if filters.roles:
-            conditions.append(MessageRow.role.in_(list(filters.roles)))
-        if filters.created_after is not None:
-            conditions.append(MessageRow.created_at >= filters.created_after)
-        if filters.created_before is not None:
-            conditions.append(MessageRow.created_at < filters.created_before)
-        partitions: list[ColumnElement[bool]] = []
-        tokens: list[str] = []
+        sessions: Sequence[uuid.UUID] = ()
         if not plan.ranked:
             # Walking newest first, stay inside the caller's sessions (each one walked on its own index on
             # PostgreSQL, its token required inside the full-text index on SQLite) rather than pass through
@@ -103,12 +109,17 @@ class SearchEngine:
             sessions = session.execute(owned.limit(walks + 1)).scalars().all()
             if not sessions:
                 return []
-            if len(sessions) <= walks:
-                partitions = [MessageRow.session_id == sid for sid in sessions]
-                tokens = [session_token(sid) for sid in sessions]
-        candidates = self._candidates(session, MESSAGES, plan, conditions, partitions, tokens)
+            if len(sessions) > walks:
+                sessions = ()
+        scope = _Scope(
+            ("messages", user_id, filters, tuple(sessions)),
+            lambda: _message_filters(owned, filters),
+            [MessageRow.session_id == sid for sid in sessions],
+            [session_token(sid) for sid in sessions],
+        )
+        candidates = self._candidates(session, MESSAGES, plan, scope, {})
         ranked = self._top(candidates, terms, stats, query, limit)
-        rows = _load(session, MESSAGE_COLUMNS, [c.seq for c, _ in ranked])
+        rows = _load(session, MESSAGES, [c.seq for c, _ in ranked])
         return [MessageHit(Message.model_validate(rows[c.seq]), score) for c, score in ranked if c.seq in rows]
 
     def _top(
@@ -137,66 +148,73 @@ class SearchEngine:
         return found
 
     def _candidates(
-        self,
-        session: Session,
-        corpus: Corpus,
-        plan: Plan,
-        conditions: Sequence[ColumnElement[bool]],
-        partitions: Sequence[ColumnElement[bool]] = (),
-        scope_tokens: Sequence[str] = (),
+        self, session: Session, corpus: Corpus, plan: Plan, scope: _Scope, params: dict[str, Any]
     ) -> list[Candidate]:
-        """At most `Bounds.candidates` visible rows (seq and search columns) for the plan.
-
-        `partitions`: disjoint conditions, together equivalent to the visibility part of `conditions`, each served
-        by an index in key order. When PostgreSQL walks newest first, each partition is walked on its own index and
-        the results merged: one walk over the whole table would read every other user's rows too.
-        `scope_tokens` do the same for SQLite's full-text index.
-        """
+        """At most `Bounds.candidates` visible rows (seq and search columns) for the plan."""
         limit = self.bounds.candidates
         if plan.ranked:
-            return self._fetch(session, corpus, plan, conditions, partitions, scope_tokens, every=False)
-        found = self._fetch(session, corpus, plan, conditions, partitions, scope_tokens, every=True)
+            return self._fetch(session, corpus, plan, scope, params, every=False)
+        found = self._fetch(session, corpus, plan, scope, params, every=True)
         if len(found) < limit and len(plan.terms) > 1:
             seen = {row.seq for row in found}
-            more = self._fetch(session, corpus, plan, conditions, partitions, scope_tokens, every=False)
+            more = self._fetch(session, corpus, plan, scope, params, every=False)
             found += [row for row in more if row.seq not in seen]
         return found[:limit]
 
     def _fetch(
-        self,
-        session: Session,
-        corpus: Corpus,
-        plan: Plan,
-        conditions: Sequence[ColumnElement[bool]],
-        partitions: Sequence[ColumnElement[bool]],
-        scope_tokens: Sequence[str],
-        *,
-        every: bool,
+        self, session: Session, corpus: Corpus, plan: Plan, scope: _Scope, params: dict[str, Any], *, every: bool
     ) -> list[Candidate]:
-        rows, limit = corpus.rows, self.bounds.candidates
-        match = self.dialect.match(corpus, plan, every=every, scope_tokens=scope_tokens, partitioned=bool(partitions))
-        # What ranking reads: the stems, and the creation time and speaker (messages only) that can boost a row.
-        speaker = rows.name if rows is MessageRow else literal(None, String)
-        group = rows.session_id if rows is MessageRow else literal(None, String)
-        said = rows.text_content if rows is MessageRow else rows.content
-        statement = select(
-            rows.seq,
-            rows.search_body,
-            rows.search_ctx,
-            rows.created_at,
-            speaker.label("speaker"),
-            group.label("session"),
-            func.substr(said, 1, OPENING_CHARS).label("opening"),
+        partitions = scope.partitions
+        match = self.dialect.match(corpus, plan, every=every, scope_tokens=scope.tokens, partitioned=bool(partitions))
+        # The statement of one caller and shape is built once: building and cache-keying it cost more than
+        # SQLite's own work on a small collection. The per-search values (the terms, the time) are parameters.
+        statement = self.runtime.search_statements.get(
+            (scope.key, match.shape), lambda: _candidate_statement(corpus, match, scope, self.bounds.candidates)
         )
-        if match.join is not None:
-            statement = statement.join(*match.join)
-        statement = statement.where(match.where, *conditions)
-        if match.walks_key and partitions:
-            walks = union_all(*(statement.where(p).order_by(match.order).limit(limit) for p in partitions)).subquery()
-            statement = select(*walks.c).order_by(walks.c.seq.desc())
-        else:
-            statement = statement.order_by(match.order)
-        return [Candidate(*row) for row in session.execute(statement.limit(limit)).all()]
+        found = session.connection().execute(statement, {**match.params, **params})
+        return [Candidate(*row) for row in found.all()]
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """Whose rows a search reads: a key for the caller and filters, the conditions (built only when a statement is),
+    and the partitions and scope tokens (see `_candidate_statement`)."""
+
+    key: Hashable
+    conditions: Callable[[], Sequence[ColumnElement[bool]]]
+    partitions: Sequence[ColumnElement[bool]] = ()
+    tokens: Sequence[str] = ()
+
+
+def _candidate_statement(corpus: Corpus, match: Match, scope: _Scope, limit: int) -> Any:
+    """At most `limit` visible rows (seq and search columns) matching `match`.
+
+    `scope.partitions`: disjoint conditions, together equivalent to the visibility part of the conditions, each
+    served by an index in key order. When PostgreSQL walks newest first, each partition is walked on its own index
+    and the results merged: one walk over the whole table would read every other user's rows too.
+    `scope.tokens` do the same for SQLite's full-text index.
+    """
+    rows = corpus.rows
+    # What ranking reads: the stems, and the creation time and speaker (messages only) that can boost a row.
+    speaker = rows.name if rows is MessageRow else literal(None, String)
+    group = rows.session_id if rows is MessageRow else literal(None, String)
+    said = rows.text_content if rows is MessageRow else rows.content
+    statement = select(
+        rows.seq,
+        rows.search_body,
+        rows.search_ctx,
+        rows.created_at,
+        speaker.label("speaker"),
+        group.label("session"),
+        func.substr(said, 1, OPENING_CHARS).label("opening"),
+    )
+    if match.join is not None:
+        statement = statement.join(*match.join)
+    statement = statement.where(match.where, *scope.conditions())
+    if match.walks_key and scope.partitions:
+        walks = union_all(*(statement.where(p).order_by(match.order).limit(limit) for p in scope.partitions)).subquery()
+        return select(*walks.c).order_by(walks.c.seq.desc()).limit(limit)
+    return statement.order_by(match.order).limit(limit)
 
 
 def engine_of(session: Session) -> SearchEngine:
@@ -208,8 +226,14 @@ def engine_of(session: Session) -> SearchEngine:
     return engine
 
 
+def _filter_key(filters: MemoryFilters) -> Hashable:
+    metadata = sorted((key, type(value).__name__, value) for key, value in (filters.metadata or {}).items())
+    return tuple(metadata), filters.created_after, filters.created_before
+
+
 def _memory_filters(filters: MemoryFilters) -> list[ColumnElement[bool]]:
-    conditions = [not_expired()]
+    # visibility.not_expired with the time as a parameter, so that the statement serves later searches too.
+    conditions = [or_(MemoryRow.expires_at.is_(None), MemoryRow.expires_at > bindparam("now", type_=Timestamp))]
     for key, value in (filters.metadata or {}).items():
         element = MemoryRow.metadata_[key]
         # Compare as the JSON type of the filter value: 2024 matches the number 2024, "2024" the string.
@@ -226,7 +250,24 @@ def _memory_filters(filters: MemoryFilters) -> list[ColumnElement[bool]]:
     return conditions
 
 
-def _load(session: Session, columns: Sequence[Any], seqs: list[int]) -> dict[int, dict[str, Any]]:
+def _message_filters(owned: Select[Any], filters: MessageFilters) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [MessageRow.session_id.in_(owned)]
+    if filters.roles:
+        conditions.append(MessageRow.role.in_(list(filters.roles)))
+    if filters.created_after is not None:
+        conditions.append(MessageRow.created_at >= filters.created_after)
+    if filters.created_before is not None:
+        conditions.append(MessageRow.created_at < filters.created_before)
+    return conditions
+
+
+@functools.cache
+def _load_statement(corpus: Corpus) -> Any:
+    columns = (corpus.rows.__table__.c.seq, *MEMORY_COLUMNS) if corpus is MEMORIES else MESSAGE_COLUMNS
+    return select(*columns).where(corpus.rows.__table__.c.seq.in_(bindparam("seqs", expanding=True)))
+
+
+def _load(session: Session, corpus: Corpus, seqs: list[int]) -> dict[int, dict[str, Any]]:
     """Full rows, as column mappings, for the few winners only: candidates carry just what ranking needs.
 
     A winner deleted since the candidates were read is missing here (PostgreSQL reads each statement at its own
@@ -234,6 +275,5 @@ def _load(session: Session, columns: Sequence[Any], seqs: list[int]) -> dict[int
     """
     if not seqs:
         return {}
-    seq = columns[0].table.c.seq
-    found = session.execute(select(*columns).where(seq.in_(seqs))).mappings()
+    found = session.connection().execute(_load_statement(corpus), {"seqs": seqs}).mappings()
     return {row["seq"]: dict(row) for row in found}

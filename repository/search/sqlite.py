@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
 
-from sqlalchemy import ColumnElement, column, literal, literal_column, select, table, text, union_all
+from sqlalchemy import ColumnElement, String, bindparam, column, literal, literal_column, select, table, text, union_all
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter
 
 from repository.runtime import Runtime
 from repository.search.corpus import Corpus, split_totals, totals
@@ -33,10 +37,9 @@ class SqliteSearch:
         """
         cache = self.runtime.document_frequencies
         asked = [t for t in terms if (corpus.fts_name, t) not in cache]
-        vocab = _vocab[corpus.fts_name]
-        counts = select(vocab.c.doc, literal(0), literal(0), vocab.c.term).where(vocab.c.term.in_(asked))
-        query = union_all(totals(corpus), counts) if asked else totals(corpus)
-        n, body_len, ctx_len, fetched = split_totals(session.execute(query).all())
+        query = _stats(corpus, bool(asked))
+        found = session.connection().execute(query, {"terms": asked} if asked else {}).all()
+        n, body_len, ctx_len, fetched = split_totals(found)
         df = self._frequencies(session, corpus.fts_name, terms, n, asked, fetched)
         return Stats(n_docs=n, avg_body=body_len / n if n else 0.0, avg_ctx=ctx_len / n if n else 0.0, df=df)
 
@@ -81,7 +84,6 @@ class SqliteSearch:
 
         `scope_tokens`: the indexed visibility tokens, one of which a row must hold when walking newest first.
         """
-        fts = _fts[corpus.fts_name]
         expression = fts5_match(plan.terms, every=every)
         newest_first = not plan.ranked
         if newest_first and scope_tokens:
@@ -89,8 +91,27 @@ class SqliteSearch:
             # many other rows paid for walking past them). Only here: with engine ranking the scope token costs more
             # (a large scope's posting list is merged in full) than the few matches it would filter.
             expression = "(" + " OR ".join(f'"{token}"' for token in scope_tokens) + f") AND ({expression})"
-        where = text(f"{corpus.fts_name} MATCH :match").bindparams(match=expression)
-        # FTS5 walks its index in rowid order itself, so LIMIT stops the walk early: no sort of every match.
-        bm25: ColumnElement[float] = literal_column(f"bm25({corpus.fts_name}, 1.0, {CTX_WEIGHT})")
-        order = fts.c.rowid.desc() if newest_first else bm25.asc()
-        return Match(join=(fts, fts.c.rowid == corpus.rows.seq), where=where, order=order)
+        return replace(_match(corpus, newest_first), params={"match": expression})
+
+
+@functools.cache
+def _stats(corpus: Corpus, with_terms: bool) -> Any:
+    """The statistics statement: the totals, with the vocabulary counts of the bound `terms` when asked."""
+    if not with_terms:
+        return totals(corpus)
+    vocab = _vocab[corpus.fts_name]
+    terms: BindParameter[str] = bindparam("terms", type_=String, expanding=True)
+    counts = select(vocab.c.doc, literal(0), literal(0), vocab.c.term).where(vocab.c.term.in_(terms))
+    return union_all(totals(corpus), counts)
+
+
+@functools.cache
+def _match(corpus: Corpus, newest_first: bool) -> Match:
+    """The full-text condition and order of one shape, the MATCH expression a parameter."""
+    fts = _fts[corpus.fts_name]
+    where = text(f"{corpus.fts_name} MATCH :match").bindparams(bindparam("match", type_=String))
+    # FTS5 walks its index in rowid order itself, so LIMIT stops the walk early: no sort of every match.
+    bm25: ColumnElement[float] = literal_column(f"bm25({corpus.fts_name}, 1.0, {CTX_WEIGHT})")
+    order = fts.c.rowid.desc() if newest_first else bm25.asc()
+    join = (fts, fts.c.rowid == corpus.rows.seq)
+    return Match(join=join, where=where, order=order, shape=("sqlite", newest_first))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Hashable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -89,9 +90,14 @@ class Match:
     `join`: a (table, on-clause) pair the candidate query joins, or None; `where`: the full-text condition;
     `order`: the engine's rank, or newest first; `walks_key`: the order is an index's key order, so a walk per
     visibility partition (merged afterwards) stays inside the caller's rows.
+
+    The expressions are the same objects for every search of one shape, with the query's terms as bound
+    parameters (`params`): a candidate statement built around them is built once per `shape` and reused.
     """
 
     join: tuple[Any, Any] | None
     where: Any
     order: Any
     walks_key: bool = False
+    shape: Hashable = None
+    params: dict[str, Any] = field(default_factory=dict)
