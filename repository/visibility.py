@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, and_, literal_column, or_, select
+from sqlalchemy import BindParameter, ColumnElement, Select, and_, literal_column, or_, select
 
 from repository.clock import utcnow
 from repository.errors import InvalidInputError
@@ -47,8 +47,10 @@ def session_token(session_id: uuid.UUID) -> str:
     return f"q{session_id.hex}{session_id.hex}"
 
 
-def not_expired(now: datetime | None = None) -> ColumnElement[bool]:
-    return or_(MemoryRow.expires_at.is_(None), MemoryRow.expires_at > (now or utcnow()))
+def not_expired(now: datetime | BindParameter[datetime] | None = None) -> ColumnElement[bool]:
+    """Memories not expired at `now` (default: this moment); a bound parameter lets a cached statement serve
+    later reads, each binding its own time."""
+    return or_(MemoryRow.expires_at.is_(None), MemoryRow.expires_at > (utcnow() if now is None else now))
 
 
 def expired(now: datetime) -> ColumnElement[bool]:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, String, bindparam, func, literal, or_, select, union_all
+from sqlalchemy import ColumnElement, Select, String, bindparam, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from repository.clock import utcnow
@@ -45,6 +45,7 @@ from repository.search.types import (
 )
 from repository.tables import MemoryRow, MessageRow, Timestamp
 from repository.visibility import (
+    not_expired,
     owned_sessions,
     searchable_memories,
     session_token,
@@ -232,8 +233,8 @@ def _filter_key(filters: MemoryFilters) -> Hashable:
 
 
 def _memory_filters(filters: MemoryFilters) -> list[ColumnElement[bool]]:
-    # visibility.not_expired with the time as a parameter, so that the statement serves later searches too.
-    conditions = [or_(MemoryRow.expires_at.is_(None), MemoryRow.expires_at > bindparam("now", type_=Timestamp))]
+    # The time as a parameter, so that the statement serves later searches too.
+    conditions = [not_expired(bindparam("now", type_=Timestamp))]
     for key, value in (filters.metadata or {}).items():
         element = MemoryRow.metadata_[key]
         # Compare as the JSON type of the filter value: 2024 matches the number 2024, "2024" the string.
