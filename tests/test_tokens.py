@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import anyio
@@ -81,14 +83,22 @@ async def test_a_read_only_actor_cannot_write_but_can_read(ops):
     assert [hit.memory.content for hit in found.hits] == ["Ada keeps bees"]
 
 
-async def test_the_verifier_caches_at_most_five_seconds(database_url, monkeypatch):
-    settings = Settings(database_url=database_url, transport="streamable-http", agent="server-agent")
+@asynccontextmanager
+async def verifying(settings: Settings) -> AsyncIterator[tuple[Operations, CredentialVerifier]]:
+    """An HTTP server's verifier over its opened operations, as the composition root wires them."""
     state = AppState(settings, authenticated=True)
     slot = StateSlot()
     slot.state = state
     ops = await state.open_now()
     try:
-        verifier = CredentialVerifier(settings, slot)
+        yield ops, CredentialVerifier(settings, slot)
+    finally:
+        await state.close()
+
+
+async def test_the_verifier_caches_at_most_five_seconds(database_url, monkeypatch):
+    settings = Settings(database_url=database_url, transport="streamable-http", agent="server-agent")
+    async with verifying(settings) as (ops, verifier):
         assert await verifier.is_open()
         secret, info = await ops.credentials.create("ada@example.com", read_only=True)
         access = await verifier.verify_token(secret)
@@ -101,18 +111,11 @@ async def test_the_verifier_caches_at_most_five_seconds(database_url, monkeypatc
         assert await verifier.verify_token(secret) is None
         assert not await verifier.is_open()  # a revoked token still closes a loopback server
         assert await verifier.verify_token("garbage") is None and await verifier.verify_token("") is None
-    finally:
-        await state.close()
 
 
 async def test_a_stream_asks_whether_its_credential_still_holds(database_url, monkeypatch):
     settings = Settings(database_url=database_url, transport="streamable-http", http_tokens={"static-secret": "bob"})
-    state = AppState(settings, authenticated=True)
-    slot = StateSlot()
-    slot.state = state
-    ops = await state.open_now()
-    try:
-        verifier = CredentialVerifier(settings, slot)
+    async with verifying(settings) as (ops, verifier):
         monkeypatch.setattr(auth, "CACHE_S", 0.0)
         secret, info = await ops.credentials.create("ada@example.com", expires_in=timedelta(hours=1))
         access = await verifier.verify_token(secret)
@@ -125,8 +128,6 @@ async def test_a_stream_asks_whether_its_credential_still_holds(database_url, mo
         assert await verifier.still_valid(static)  # static tokens last as long as the server's configuration
         forged = access.model_copy(update={"client_id": "token:not-a-uuid"})
         assert not await verifier.still_valid(forged)
-    finally:
-        await state.close()
 
 
 def _cli(*args: str, url: str) -> subprocess.CompletedProcess[str]:
