@@ -23,21 +23,21 @@ ACCESS_MODES: tuple[str, ...] = get_args(Access)
 T = TypeVar("T")
 
 # agents.run_id is a 32-bit INTEGER column: PostgreSQL rejects anything wider with driver text.
-_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 
-def _reject_nul(value: Any) -> Any:
+def reject_nul(value: Any) -> Any:
     """Raise if a string anywhere inside `value` holds a NUL character."""
     if isinstance(value, str):
         if "\x00" in value:
             raise ValueError("text must not contain NUL (\\x00) characters")
     elif isinstance(value, dict):
         for key, item in value.items():
-            _reject_nul(key)
-            _reject_nul(item)
+            reject_nul(key)
+            reject_nul(item)
     elif isinstance(value, list | tuple):
         for item in value:
-            _reject_nul(item)
+            reject_nul(item)
     return value
 
 
@@ -47,7 +47,7 @@ class _Input(BaseModel):
     @field_validator("*", mode="after")
     @classmethod
     def _no_nul(cls, value: Any) -> Any:
-        return _reject_nul(value)
+        return reject_nul(value)
 
 
 def _not_null(*fields: str) -> Any:
@@ -111,7 +111,7 @@ class AgentCreate(_Input):
     description: str | None = None
     config: dict[str, Any] = Field(default_factory=dict)
     active: bool = True
-    run_id: int = Field(default=1, ge=_INT32_MIN, le=_INT32_MAX)
+    run_id: int = Field(default=1, ge=INT32_MIN, le=INT32_MAX)
     system_prompt: str | None = None
 
 
@@ -122,7 +122,7 @@ class AgentUpdate(_Input):
     description: str | None = None
     config: dict[str, Any] | None = None
     active: bool | None = None
-    run_id: int | None = Field(default=None, ge=_INT32_MIN, le=_INT32_MAX)
+    run_id: int | None = Field(default=None, ge=INT32_MIN, le=INT32_MAX)
     system_prompt: str | None = None
 
     _config_not_null = _not_null("config")
@@ -184,7 +184,10 @@ class SessionSummary(Session):
 # --- messages ----------------------------------------------------------------------------------------------------
 
 
-class MessageCreate(_Input):
+class MessageFields(BaseModel):
+    """A message's own fields with their limits: what a new message takes and what an export record carries, so
+    an import accepts exactly what add_messages does."""
+
     session_id: uuid.UUID
     role: Role
     name: str | None = Field(default=None, max_length=200)
@@ -200,6 +203,9 @@ class MessageCreate(_Input):
     context: Any | None = None
     user_feedback: str | None = None
     flagged: bool = False
+
+
+class MessageCreate(_Input, MessageFields):
     # When the message was originally said, for importing past conversations; None means now. Order stays the
     # order of insertion (seq), whatever the timestamps.
     created_at: AwareDatetime | None = None
@@ -245,7 +251,9 @@ class MemoryScope(_Input):
     session_id: uuid.UUID | None = None
 
 
-class MemoryCreate(_Input):
+class MemoryFields(BaseModel):
+    """A memory's own fields with their limits: what a new memory takes and what an export record carries."""
+
     content: str = Field(min_length=1)
     name: str | None = Field(default=None, min_length=1, max_length=500)
     description: str | None = None
@@ -257,6 +265,8 @@ class MemoryCreate(_Input):
     metadata: dict[str, Any] = Field(default_factory=dict)
     expires_at: AwareDatetime | None = None
 
+
+class MemoryCreate(_Input, MemoryFields):
     @property
     def scope(self) -> MemoryScope:
         return MemoryScope(agent_id=self.agent_id, user_id=self.user_id, session_id=self.session_id)

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from repository.errors import InvalidInputError
 from repository.memories import content_hash
-from repository.models import Access, ReadMode, Role
+from repository.models import INT32_MAX, INT32_MIN, MemoryFields, MessageFields, reject_nul
 from repository.paging import dialect_insert
 from repository.runtime import runtime_of
 from repository.scope_keys import SCOPE_COLUMNS
@@ -34,22 +34,8 @@ from repository.tables import AgentRow, MemoryRow, MessageRow, SessionRow, UserR
 from repository.users import get_user_by_email_sync
 
 EXPORT_PAGE = 1_000  # rows per page: round trips do not dominate, and memory stays flat
-_INT32 = 2**31 - 1
 Kind = Literal["user", "agent", "session", "message", "memory"]
 KINDS: tuple[Kind, ...] = ("user", "agent", "session", "message", "memory")
-
-
-def _no_nul(value: Any) -> Any:
-    if isinstance(value, str) and "\x00" in value:
-        raise ValueError("text must not contain NUL (\\x00) characters")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _no_nul(key)
-            _no_nul(item)
-    elif isinstance(value, list):
-        for item in value:
-            _no_nul(item)
-    return value
 
 
 class _Record(BaseModel):
@@ -58,7 +44,7 @@ class _Record(BaseModel):
     @field_validator("*", mode="after")
     @classmethod
     def _text_without_nul(cls, value: Any) -> Any:
-        return _no_nul(value)
+        return reject_nul(value)
 
 
 class _Timed(_Record):
@@ -83,7 +69,7 @@ class AgentRecord(_Timed):
     description: str | None = None
     config: dict[str, Any] = Field(default_factory=dict)
     active: bool = True
-    run_id: int = Field(default=1, ge=-_INT32 - 1, le=_INT32)
+    run_id: int = Field(default=1, ge=INT32_MIN, le=INT32_MAX)
     system_prompt: str | None = None
 
 
@@ -97,37 +83,12 @@ class SessionRecord(_Timed):
     run_finished_at: AwareDatetime | None = None
 
 
-class MessageRecord(_Timed):
+class MessageRecord(_Timed, MessageFields):
     id: uuid.UUID
-    session_id: uuid.UUID
-    user_id: uuid.UUID | None = None
-    agent_id: uuid.UUID | None = None
-    role: Role
-    name: str | None = Field(default=None, max_length=200)
-    text_content: str | None = None
-    media_url: str | None = None
-    mime_type: str | None = Field(default=None, max_length=200)
-    message_type: str | None = Field(default=None, max_length=50)
-    raw_payload: Any | None = None
-    tool_calls: Any | None = None
-    tool_outputs: Any | None = None
-    context: Any | None = None
-    user_feedback: str | None = None
-    flagged: bool = False
 
 
-class MemoryRowRecord(_Timed):
+class MemoryRowRecord(_Timed, MemoryFields):
     id: uuid.UUID
-    name: str | None = Field(default=None, min_length=1, max_length=500)
-    description: str | None = None
-    content: str = Field(min_length=1)
-    session_id: uuid.UUID | None = None
-    user_id: uuid.UUID | None = None
-    agent_id: uuid.UUID | None = None
-    read_mode: ReadMode = "tool"
-    access: Access = "read_write"
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    expires_at: AwareDatetime | None = None
 
 
 RECORD_MODELS: dict[Kind, type[_Record]] = dict(
