@@ -12,7 +12,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from mcp_server.formats.ids import stable_id
+from mcp_server.formats.ids import imported_conversation, stable_id
 
 PLATFORM = "chatgpt"
 ROLES = {"user": "user", "assistant": "assistant", "system": "system", "tool": "tool"}
@@ -104,12 +104,4 @@ def conversation(item: dict[str, Any], owner: uuid.UUID) -> dict[str, Any]:
         if converted is not None:
             messages.append(converted)
     started = _time(item.get("create_time"))
-    title = item.get("title")
-    return {
-        "id": stable_id(owner, PLATFORM, source_id),
-        "name": title[:500] if isinstance(title, str) and title.strip() else None,
-        "platform": PLATFORM,
-        "metadata": {"source": PLATFORM, "source_id": source_id},
-        "created_at": started,
-        "messages": messages,
-    }
+    return imported_conversation(owner, PLATFORM, source_id, item.get("title"), started, messages)

@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from mcp_server.formats.ids import stable_id
+from mcp_server.formats.ids import imported_conversation, stable_id
 
 PLATFORM = "claude.ai"
 ROLES = {"human": "user", "assistant": "assistant"}
@@ -81,12 +81,5 @@ def conversation(item: dict[str, Any], owner: uuid.UUID) -> dict[str, Any]:
         converted = _message(owner, source_id, index, message)
         if converted is not None:
             messages.append(converted)
-    name = item.get("name")
-    return {
-        "id": stable_id(owner, PLATFORM, source_id),
-        "name": name[:500] if isinstance(name, str) and name.strip() else None,
-        "platform": PLATFORM,
-        "metadata": {"source": PLATFORM, "source_id": source_id},
-        "created_at": _time(item.get("created_at"), "its created_at"),
-        "messages": messages,
-    }
+    started = _time(item.get("created_at"), "its created_at")
+    return imported_conversation(owner, PLATFORM, source_id, item.get("name"), started, messages)
