@@ -24,14 +24,15 @@ from mcp.shared.subscriptions import ResourcesListChanged, ResourceUpdated
 from sqlalchemy import text
 
 from repository import Database, ensure_schema
-from tests.http_server import SCRIPT, HttpServer, Identity, http_server
+from tests.http_server import SCRIPT, HttpServer, http_server
 from tests.mcp_helpers import call, call_error
-from tests.test_notifications import inbox, legacy_http, memory_uri, next_event, subscribe
+from tests.test_notifications import PEOPLE, inbox, legacy_http, memory_uri, next_event, subscribe
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.postgres]
 
-PEOPLE = {"ada": Identity("ada@example.com", "coder"), "bob": Identity("bob@example.com", "coder")}
 WITHIN_S = 5.0
+# Servers on the module's already-migrated database, with no rate limit for fast test clients.
+QUICK = {"AGENT_MEMORY_HTTP_RATE_LIMIT": "0", "AGENT_MEMORY_AUTO_MIGRATE": "false"}
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +53,9 @@ def shared_database() -> Iterator[str]:
 
 @asynccontextmanager
 async def replicas(url: str, logs: Path) -> AsyncIterator[tuple[HttpServer, HttpServer]]:
-    quick = {"AGENT_MEMORY_HTTP_RATE_LIMIT": "0", "AGENT_MEMORY_AUTO_MIGRATE": "false"}
     async with (
-        http_server(url, logs / "r1.log", static=PEOPLE, env=quick | {"AGENT_MEMORY_HTTP_STATELESS": "false"}) as one,
-        http_server(url, logs / "r2.log", static=PEOPLE, env=quick) as two,
+        http_server(url, logs / "r1.log", static=PEOPLE, env=QUICK | {"AGENT_MEMORY_HTTP_STATELESS": "false"}) as one,
+        http_server(url, logs / "r2.log", static=PEOPLE, env=QUICK) as two,
     ):
         yield one, two
 
@@ -127,9 +127,8 @@ async def test_relays_reconnect_after_their_connections_are_killed(shared_databa
 async def test_a_command_run_beside_the_servers_tells_their_subscribers(shared_database, tmp_path):
     """delete-user (like import and purge) runs in a process of its own, with no relay: after its writes it tells
     every server that anything may have changed, and they tell their subscribers to re-read."""
-    quick = {"AGENT_MEMORY_HTTP_RATE_LIMIT": "0", "AGENT_MEMORY_AUTO_MIGRATE": "false"}
     async with (
-        http_server(shared_database, tmp_path / "server.log", static=PEOPLE, env=quick) as server,
+        http_server(shared_database, tmp_path / "server.log", static=PEOPLE, env=QUICK) as server,
         server.client("ada") as ada,
     ):
         pin = await call(ada, "store_memory", content="Ada's PIN is 1234", name="pin")
