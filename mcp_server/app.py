@@ -71,9 +71,7 @@ def build_server(settings: Settings, *, bounds: Bounds | None = None) -> MemoryS
     slot = StateSlot()
     http = settings.transport == "streamable-http"
     verifier = _verifier(settings, slot) if http else None
-    notifier = notifications.Notifier(settings)
-    if verifier is not None:
-        notifier.still_valid = verifier.still_valid
+    notifier = notifications.Notifier(settings, verifier.still_valid if verifier is not None else None)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:

@@ -104,7 +104,7 @@ class _Host:
 class Notifier:
     """The notifications of one server (shared by its lifespans: in-process clients each run their own)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, still_valid: Callable[[AccessToken], Awaitable[bool]] | None = None) -> None:
         self.bus = ChangeBus()
         self.hub = Hub(self.bus)
         self.listen_bus = ListenBus(self.hub)
@@ -114,8 +114,8 @@ class Notifier:
         self._hosts: dict[int, _Host] = {}
         self._channels: dict[int, Channel] = {}
         self.relay: PostgresRelay | None = None
-        # Set by the HTTP composition: whether a verified credential still holds (None: nothing can be revoked).
-        self.still_valid: Callable[[AccessToken], Awaitable[bool]] | None = None
+        # Whether a verified credential still holds (the HTTP server's verifier; None: nothing can be revoked).
+        self.still_valid = still_valid
         self._relay_host: _Host | None = None
         if self.postgres:
             self.bus.want_relay = lambda: self.ensure_relay(None)
